@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keygate/keygate/internal/server"
+)
+
+// serveFlags are the flags of `keygate vault serve`, shared with `up`.
+type serveFlags struct {
+	cfg      server.Config
+	logLevel string
+}
+
+func (f *serveFlags) register(cmd *cobra.Command, defaultData string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.cfg.DataDir, "data", defaultData, "data folder: database, master key, tls/ca.pem, admin.json")
+	fl.StringVar(&f.cfg.Listen, "listen", "127.0.0.1:8443", "address to serve HTTPS on")
+	fl.StringVar(&f.cfg.Hostname, "hostname", "", "DNS name clients reach the vault by (its parent domain becomes the token resource)")
+	fl.StringVar(&f.cfg.TLSCertFile, "tls-cert", "", "server certificate (PEM) instead of one from the local CA")
+	fl.StringVar(&f.cfg.TLSKeyFile, "tls-key", "", "server key (PEM) for --tls-cert")
+	fl.StringVar(&f.cfg.MasterKeyFile, "master-key-file", "", "master key file (default DATA/master.key; or set "+server.MasterKeyEnv+")")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func (f *serveFlags) server() (*server.Server, error) {
+	if (f.cfg.TLSCertFile == "") != (f.cfg.TLSKeyFile == "") {
+		return nil, fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	log, err := newLogger(f.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	cfg := f.cfg
+	cfg.MasterKey = os.Getenv(server.MasterKeyEnv)
+	cfg.Logger = log
+	return server.New(cfg), nil
+}
+
+func serveCommand() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve a vault over HTTPS",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			srv, err := f.server()
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context())
+		},
+	}
+	f.register(cmd, defaultHome())
+	return cmd
+}
+
+func upCommand() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run keygate on its embedded defaults, for a first try",
+		Long: "Run a vault on loopback with its data in $KEYGATE_HOME (default ~/.keygate),\n" +
+			"and print what a client needs to use it.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			srv, err := f.server()
+			if err != nil {
+				return err
+			}
+			if err := srv.Open(cmd.Context()); err != nil {
+				return err
+			}
+			printWelcome(cmd, srv)
+			return srv.Serve(cmd.Context())
+		},
+	}
+	f.register(cmd, defaultHome())
+	return cmd
+}
+
+func printWelcome(cmd *cobra.Command, srv *server.Server) {
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, `keygate is up.
+
+  vault URL        %s
+  CA certificate   %s
+  administrator    %s  (tenant, client id and secret; mode 0600)
+
+Try it:
+  keygate secret set --name hello --value world
+  keygate secret show --name hello
+  keygate vault show
+
+Clients reach this vault by IP address, so an Azure SDK client sets
+DisableChallengeResourceVerification (see README.md). Stop with Ctrl-C.
+`, srv.URL(), srv.CAFile(), srv.AdminFile())
+}

@@ -1,0 +1,353 @@
+// Package server assembles a keygate vault server: the data folder, the
+// master key, the store, the identity authority, the vault domain, and the
+// HTTPS listener that serves the Key Vault data plane, the authority's
+// endpoints and the management API side by side.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate/internal/authz"
+	"github.com/keygate/keygate/internal/identity"
+	"github.com/keygate/keygate/internal/manage"
+	"github.com/keygate/keygate/internal/seal"
+	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/store/bolt"
+	"github.com/keygate/keygate/internal/vault"
+	"github.com/keygate/keygate/internal/vault/httpapi"
+)
+
+// MasterKeyEnv is the environment variable that may carry the master key.
+const MasterKeyEnv = "KEYGATE_MASTER_KEY"
+
+// Config configures a Server. DataDir and Listen are required.
+type Config struct {
+	// DataDir holds the database, the master key (unless given otherwise),
+	// tls/ca.pem and admin.json. It is created with mode 0700.
+	DataDir string
+
+	// Listen is the TCP address to serve HTTPS on, e.g. 127.0.0.1:8443.
+	// Port 0 picks a free port; URL reports it.
+	Listen string
+
+	// Hostname is the DNS name clients reach the vault by. With it, the
+	// bearer challenge names its parent domain as resource, so the Go SDK
+	// keeps challenge verification on. Without it, clients reach the vault
+	// by IP address and must disable that verification.
+	Hostname string
+
+	// TLSCertFile and TLSKeyFile are the operator's server certificate and
+	// key in PEM. Empty means a certificate issued by the local CA.
+	TLSCertFile string
+	TLSKeyFile  string
+
+	// MasterKey is the master key in text form (from MasterKeyEnv);
+	// MasterKeyFile is a path to a key file. Both empty means DataDir's
+	// master.key, created with a new database.
+	MasterKey     string
+	MasterKeyFile string
+
+	// PurgeInterval is how often soft-deleted objects past their retention
+	// are purged. Default one hour.
+	PurgeInterval time.Duration
+
+	// TokenLifetime is the lifetime of issued access tokens; zero means the
+	// authority's default.
+	TokenLifetime time.Duration
+
+	// ShutdownTimeout bounds a graceful shutdown. Default 10 seconds.
+	ShutdownTimeout time.Duration
+
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Server is a vault server. Open prepares it, Serve serves until its
+// context ends; Run does both.
+type Server struct {
+	cfg Config
+	dir dataDir
+	log *slog.Logger
+	now func() time.Time
+
+	st        store.Store
+	authority *identity.Authority
+	vaults    *vault.Service
+	listener  net.Listener
+	http      *http.Server
+
+	addr          string
+	vaultURL      string
+	authorityHost string
+	resource      string
+
+	closeOnce sync.Once
+}
+
+// New returns a Server for cfg. It does no I/O.
+func New(cfg Config) *Server {
+	s := &Server{cfg: cfg, dir: dataDir(cfg.DataDir), log: cfg.Logger, now: cfg.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.cfg.PurgeInterval <= 0 {
+		s.cfg.PurgeInterval = time.Hour
+	}
+	if s.cfg.ShutdownTimeout <= 0 {
+		s.cfg.ShutdownTimeout = 10 * time.Second
+	}
+	return s
+}
+
+// URL is the vault's URL, known once Open has returned.
+func (s *Server) URL() string { return s.vaultURL }
+
+// AuthorityHost is the identity authority's host URL (with a trailing
+// slash, as azidentity takes it), known once Open has returned.
+func (s *Server) AuthorityHost() string { return s.authorityHost }
+
+// Resource is the resource clients request tokens for.
+func (s *Server) Resource() string { return s.resource }
+
+// TenantID is the authority's tenant, known once Open has returned.
+func (s *Server) TenantID() string { return s.authority.TenantID() }
+
+// AdminFile is the path of admin.json.
+func (s *Server) AdminFile() string { return s.dir.adminFile() }
+
+// CAFile is the path of the local CA certificate, tls/ca.pem.
+func (s *Server) CAFile() string { return s.dir.caFile() }
+
+// Authority is the server's identity authority, known once Open has
+// returned.
+func (s *Server) Authority() *identity.Authority { return s.authority }
+
+// Run opens the server and serves until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Open(ctx); err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
+
+// Open does everything short of serving: it checks the data folder, finds
+// the master key, opens the store and proves the key opens it, listens, and
+// sets up the authority and the vault. On error, whatever it opened is
+// closed again.
+func (s *Server) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	// The data folder and the store, with the key that seals it.
+	if err := s.dir.prepare(); err != nil {
+		return err
+	}
+	sealer, err := s.openStore()
+	if err != nil {
+		return err
+	}
+	if err := checkMasterKey(ctx, s.st, sealer); err != nil {
+		return err
+	}
+
+	// The listener first: its address is part of every URL below.
+	s.listener, err = net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
+	}
+	s.addr = s.listener.Addr().String()
+	s.setURLs()
+
+	// The authority, the vault and the administrator.
+	if err := s.openServices(ctx, sealer); err != nil {
+		return err
+	}
+
+	// TLS and the routes.
+	cert, err := s.serverCertificate(ctx, s.st, sealer)
+	if err != nil {
+		return err
+	}
+	s.http = &http.Server{
+		Handler:           s.routes(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return nil
+}
+
+func (s *Server) openStore() (*seal.Sealer, error) {
+	isNew, err := s.newDatabase()
+	if err != nil {
+		return nil, err
+	}
+	key, err := s.masterKey(isNew)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := seal.NewSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	st, err := bolt.Open(s.dir.database(), bolt.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("opening database: %w", err)
+	}
+	s.st = st
+	return sealer, nil
+}
+
+// newDatabase reports whether the database is yet to be created. An empty
+// file counts as existing: it is damage, not a fresh start.
+func (s *Server) newDatabase() (bool, error) {
+	ok, err := exists(s.dir.database())
+	if err != nil {
+		return false, fmt.Errorf("checking database: %w", err)
+	}
+	return !ok, nil
+}
+
+// setURLs derives the vault URL, the authority host and the resource from
+// the configured host name or the listening address.
+func (s *Server) setURLs() {
+	host, port, _ := net.SplitHostPort(s.addr)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	if s.cfg.Hostname != "" {
+		host = s.cfg.Hostname
+	}
+	origin := "https://" + net.JoinHostPort(host, port)
+	s.vaultURL = origin
+	s.authorityHost = origin + "/"
+	s.resource = "https://" + net.JoinHostPort(resourceHost(host), port)
+}
+
+// resourceHost is the host the challenge names as resource: the parent
+// domain of a DNS name, which the SDK requires the vault's host to be a
+// subdomain of. An IP address or a one-label name has no parent; clients
+// reaching such a vault disable challenge verification.
+func resourceHost(host string) string {
+	if net.ParseIP(host) != nil {
+		return host
+	}
+	if _, parent, ok := strings.Cut(host, "."); ok && strings.Contains(parent, ".") {
+		return parent
+	}
+	return host
+}
+
+func (s *Server) openServices(ctx context.Context, sealer *seal.Sealer) error {
+	s.authority = identity.New(identity.Config{
+		Store:         s.st,
+		Sealer:        sealer,
+		URL:           strings.TrimSuffix(s.authorityHost, "/"),
+		Audiences:     []string{s.resource, manage.Audience},
+		TokenLifetime: s.cfg.TokenLifetime,
+		Now:           s.now,
+		Logger:        s.log.With("component", "identity"),
+	})
+	if err := s.authority.Init(ctx); err != nil {
+		return fmt.Errorf("starting identity authority: %w", err)
+	}
+	backup, err := sealer.Derive("backup")
+	if err != nil {
+		return err
+	}
+	s.vaults = vault.New(vault.Config{
+		Store: s.st, Sealer: sealer, BackupSealer: backup,
+		Now: s.now, Logger: s.log.With("component", "vault"),
+	})
+	return s.ensureAdmin(ctx)
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	tenant := s.authority.TenantID()
+	mux.Handle("/"+tenant+"/", s.authority.Handler())
+
+	verifier := func(aud string) *authz.Verifier {
+		return authz.NewVerifier(authz.VerifierConfig{
+			Issuer: s.authority.Issuer(), TenantID: tenant, Audiences: []string{aud},
+			Keys: s.authority, Now: s.now,
+		})
+	}
+	httpapi.New(httpapi.Config{
+		Vaults:    s.vaults,
+		Verifier:  verifier(s.resource),
+		Authority: strings.TrimSuffix(s.authorityHost, "/") + "/" + tenant,
+		Resource:  s.resource,
+		Logger:    s.log.With("component", "httpapi"),
+	}).Register(mux)
+	manage.New(manage.Config{
+		Vaults:   s.vaults,
+		Verifier: verifier(manage.Audience),
+		Logger:   s.log.With("component", "manage"),
+	}).Register(mux)
+	return mux
+}
+
+// Serve serves HTTPS on the listener Open made until ctx is done, then
+// shuts down gracefully within the shutdown timeout and closes the store.
+func (s *Server) Serve(ctx context.Context) error {
+	defer s.Close()
+	var wg sync.WaitGroup
+	bg, stop := context.WithCancel(ctx)
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	wg.Go(func() { s.vaults.RunPurger(bg, s.cfg.PurgeInterval) })
+
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.ServeTLS(s.listener, "", "") }()
+	s.log.Info("vault listening", "url", s.vaultURL, "addr", s.addr, "resource", s.resource)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := s.http.Shutdown(shutdownCtx)
+	if errors.Is(<-errc, http.ErrServerClosed) && err == nil {
+		s.log.Info("vault stopped")
+	}
+	return err
+}
+
+// Close releases the listener and the store. It is safe to call more than
+// once and after Serve.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		if s.listener != nil {
+			s.listener.Close()
+		}
+		if s.st != nil {
+			err = s.st.Close()
+		}
+	})
+	return err
+}

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/keygate/keygate/internal/pki"
+	"github.com/keygate/keygate/internal/seal"
+	"github.com/keygate/keygate/internal/store"
+)
+
+const keyCA = "tls-ca"
+
+var caKeyAAD = []byte("keygate/v1;meta;tls-ca-key")
+
+// caRecord is the local CA as stored: its certificate, and its key sealed
+// under the master key.
+type caRecord struct {
+	Cert      []byte `json:"cert"`
+	SealedKey []byte `json:"sealedKey"`
+}
+
+// serverCertValidity is how long the certificate issued at each start is
+// valid. It is renewed at every start, so a year is plenty.
+const serverCertValidity = 365 * 24 * time.Hour
+
+// serverCertificate returns the certificate the vault serves: the
+// operator's, or one issued at each start by the vault's local CA, whose
+// certificate it writes to tls/ca.pem for clients to trust.
+func (s *Server) serverCertificate(ctx context.Context, st store.Store, sealer *seal.Sealer) (tls.Certificate, error) {
+	if s.cfg.TLSCertFile != "" || s.cfg.TLSKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("loading --tls-cert and --tls-key: %w", err)
+		}
+		return cert, nil
+	}
+	ca, err := loadOrCreateCA(ctx, st, sealer, s.now())
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := writeFileAtomic(s.dir.caFile(), ca.CertPEM(), 0o644); err != nil {
+		return tls.Certificate{}, fmt.Errorf("writing CA certificate: %w", err)
+	}
+	names, ips := s.certNames()
+	return ca.IssueServer(names, ips, s.now(), serverCertValidity)
+}
+
+// certNames lists the names the server certificate covers: the configured
+// host name, localhost, the listening address, and loopback.
+func (s *Server) certNames() ([]string, []net.IP) {
+	names := []string{"localhost"}
+	if s.cfg.Hostname != "" {
+		names = append([]string{s.cfg.Hostname}, names...)
+	}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	host, _, _ := net.SplitHostPort(s.addr)
+	if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() && !ip.IsUnspecified() {
+		ips = append(ips, ip)
+	}
+	return names, ips
+}
+
+func loadOrCreateCA(ctx context.Context, st store.Store, sealer *seal.Sealer, now time.Time) (*pki.CA, error) {
+	var rec caRecord
+	err := st.View(ctx, func(tx store.Tx) error {
+		b, err := tx.Get(bucketMeta, keyCA)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, &rec)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return createCA(ctx, st, sealer, now)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading local CA: %w", err)
+	}
+	keyDER, err := sealer.Open(rec.SealedKey, caKeyAAD)
+	if err != nil {
+		return nil, fmt.Errorf("opening local CA key: %w", err)
+	}
+	return pki.ParseCA(rec.Cert, keyDER)
+}
+
+func createCA(ctx context.Context, st store.Store, sealer *seal.Sealer, now time.Time) (*pki.CA, error) {
+	ca, err := pki.NewCA("keygate local CA", now)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := ca.KeyDER()
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := sealer.Seal(keyDER, caKeyAAD)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(caRecord{Cert: ca.Cert.Raw, SealedKey: sealed})
+	if err != nil {
+		return nil, err
+	}
+	err = st.Update(ctx, func(tx store.Tx) error { return tx.Put(bucketMeta, keyCA, b) })
+	if err != nil {
+		return nil, fmt.Errorf("storing local CA: %w", err)
+	}
+	return ca, nil
+}

@@ -1,0 +1,45 @@
+package vault
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kinds of failure that callers branch on with errors.Is. The wire layer
+// maps each to a status code and a Key Vault error code.
+var (
+	// ErrNotFound: the vault, object or version does not exist (or is
+	// soft-deleted, for operations on live objects).
+	ErrNotFound = errors.New("not found")
+
+	// ErrConflict: the operation clashes with the object's state, such as
+	// setting a secret whose name is soft-deleted.
+	ErrConflict = errors.New("conflict")
+
+	// ErrDisabled: the object exists but is disabled, so its value is not
+	// returned.
+	ErrDisabled = errors.New("disabled")
+
+	// ErrBadParameter: the request names or carries something invalid.
+	ErrBadParameter = errors.New("bad parameter")
+)
+
+// Error is a failure whose message is safe to show the client: it names
+// objects and fields, never values. Kind is one of the Err variables above.
+type Error struct {
+	Kind    error
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Unwrap returns the kind, so errors.Is(err, ErrNotFound) works.
+func (e *Error) Unwrap() error { return e.Kind }
+
+func errorf(kind error, format string, args ...any) error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+func badParameter(format string, args ...any) error {
+	return errorf(ErrBadParameter, format, args...)
+}

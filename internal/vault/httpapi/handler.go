@@ -1,0 +1,237 @@
+// Package httpapi serves keygate's vault over the Azure Key Vault REST API:
+// paths, JSON shapes, error bodies, status codes and the bearer challenge
+// exactly as the Azure SDKs expect them. It translates between the wire and
+// package vault, and checks every request's token and access policy before
+// it reaches the domain.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/keygate/keygate/internal/authz"
+	"github.com/keygate/keygate/internal/vault"
+)
+
+// APIVersions are the api-version values accepted, as the current and
+// recent Azure SDKs send them.
+var APIVersions = []string{"7.4", "7.5", "7.6", "2025-07-01", "2026-04-01"}
+
+// Verifier checks bearer tokens. *authz.Verifier implements it.
+type Verifier interface {
+	Verify(token string) (authz.Principal, error)
+}
+
+// Config holds a Handler's dependencies. Vaults, Verifier, Authority and
+// Resource are required.
+type Config struct {
+	Vaults   *vault.Service
+	Verifier Verifier
+
+	// Authority is named in the bearer challenge: the authority host with
+	// the tenant as its path, e.g. https://127.0.0.1:8443/TENANT-ID. The
+	// SDK takes the tenant from its path.
+	Authority string
+
+	// Resource is named in the bearer challenge; clients ask for tokens
+	// with scope Resource+"/.default". With challenge verification on, the
+	// Go SDK requires the vault's host to be a subdomain of its host.
+	Resource string
+
+	// VaultForHost maps a request's Host to a vault name. nil serves the
+	// default vault at every host.
+	VaultForHost func(host string) string
+
+	// Logger receives one debug line per request and info lines for
+	// denials. nil discards them.
+	Logger *slog.Logger
+}
+
+// Body limits. A secret value is at most 25 KB, which JSON escaping can
+// grow several times over; a restore carries every version of a secret.
+const (
+	maxBodyBytes    = 1 << 20
+	maxRestoreBytes = 32 << 20
+)
+
+// Handler serves the Key Vault data plane. It is safe for concurrent use.
+type Handler struct {
+	vaults    *vault.Service
+	verifier  Verifier
+	challenge string
+	vaultFor  func(host string) string
+	log       *slog.Logger
+	mux       *http.ServeMux
+}
+
+// New returns a Handler. It does no I/O.
+func New(cfg Config) *Handler {
+	h := &Handler{
+		vaults:    cfg.Vaults,
+		verifier:  cfg.Verifier,
+		challenge: `Bearer authorization="` + cfg.Authority + `", resource="` + cfg.Resource + `"`,
+		vaultFor:  cfg.VaultForHost,
+		log:       cfg.Logger,
+		mux:       http.NewServeMux(),
+	}
+	if h.vaultFor == nil {
+		h.vaultFor = func(string) string { return vault.DefaultVault }
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.routes()
+	return h
+}
+
+// ServeHTTP serves one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mux.ServeHTTP(w, r)
+}
+
+// Register adds the data-plane routes to mux, for a server that serves
+// other things (the identity authority, management) beside them.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle("/secrets", h)
+	mux.Handle("/secrets/", h)
+	mux.Handle("/deletedsecrets", h)
+	mux.Handle("/deletedsecrets/", h)
+}
+
+// call is what the checks before an operation established about a request.
+type call struct {
+	principal  authz.Principal
+	vault      string
+	apiVersion string
+	requestID  string
+}
+
+// opFunc is an operation's handler, run once the request has passed every
+// check. It returns the error to send, if any.
+type opFunc func(w http.ResponseWriter, r *http.Request, c *call) error
+
+// op wraps an operation that needs permission perm on objects of kind
+// (authz.KindSecrets, ...) with the checks every request goes through, in
+// the order Key Vault applies them: the bearer token before anything of
+// the request is read, then api-version, then the access policy.
+func (h *Handler) op(kind, perm string, notFound string, fn opFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := &call{requestID: newRequestID()}
+		w.Header().Set("x-ms-request-id", c.requestID)
+		if !h.authenticate(w, r, c) {
+			return
+		}
+		err := h.check(r, c, kind, perm)
+		if err == nil {
+			err = fn(w, r, c)
+		}
+		if err != nil {
+			h.fail(w, r, c, err, notFound)
+			return
+		}
+		h.log.Debug("request", "method", r.Method, "path", r.URL.Path, "vault", c.vault,
+			"object_id", c.principal.ObjectID, "request_id", c.requestID)
+	}
+}
+
+// authenticate answers 401 with the bearer challenge unless the request
+// carries a valid token.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, c *call) bool {
+	token, ok := bearerToken(r)
+	if !ok {
+		h.unauthorized(w, "Bearer token is missing: request a token with the scope named by this challenge.")
+		return false
+	}
+	p, err := h.verifier.Verify(token)
+	if err != nil {
+		h.log.Info("token refused", "method", r.Method, "path", r.URL.Path, "remote_addr", r.RemoteAddr,
+			"reason", err.Error(), "request_id", c.requestID)
+		h.unauthorized(w, "AKV10000: Request is missing a valid bearer token: "+err.Error())
+		return false
+	}
+	c.principal = p
+	return true
+}
+
+func (h *Handler) unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", h.challenge)
+	writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "Unauthorized", Message: msg})
+}
+
+func bearerToken(r *http.Request) (string, bool) {
+	v := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// check validates api-version, finds the vault and applies its access
+// policy.
+func (h *Handler) check(r *http.Request, c *call, kind, perm string) error {
+	c.apiVersion = apiVersion(r)
+	if !slices.Contains(APIVersions, c.apiVersion) {
+		if c.apiVersion == "" {
+			return badRequest("api-version: missing; supported versions are %s", strings.Join(APIVersions, ", "))
+		}
+		return badRequest("api-version: %q is not supported; supported versions are %s",
+			truncate(c.apiVersion, 20), strings.Join(APIVersions, ", "))
+	}
+	c.vault = h.vaultFor(r.Host)
+	v, err := h.vaults.Vault(r.Context(), c.vault)
+	if err != nil {
+		return err
+	}
+	if !authz.Allows(v.AccessPolicies, c.principal, kind, perm) {
+		return &apiError{
+			Status: http.StatusForbidden, Code: "Forbidden", Inner: "AccessDenied",
+			Message: sprintf("The user, group or application 'appid=%s;oid=%s' does not have %s %s permission on key vault '%s'.",
+				c.principal.ClientID, c.principal.ObjectID, kind, perm, c.vault),
+		}
+	}
+	return nil
+}
+
+// apiVersion reads the api-version query parameter. The JavaScript SDK
+// percent-encodes the key (api%2Dversion), which url.Query decodes.
+func apiVersion(r *http.Request) string {
+	return r.URL.Query().Get("api-version")
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, c *call, err error, notFound string) {
+	ae := toAPIError(err, notFound)
+	attrs := []any{"method", r.Method, "path", r.URL.Path, "vault", c.vault,
+		"object_id", c.principal.ObjectID, "status", ae.Status, "request_id", c.requestID}
+	switch {
+	case ae.Status >= 500:
+		h.log.Error("request failed", append(attrs, "err", err)...)
+	case ae.Status == http.StatusForbidden:
+		h.log.Info("request denied", append(attrs, "code", ae.Code, "inner_code", ae.Inner)...)
+	default:
+		h.log.Debug("request rejected", append(attrs, "code", ae.Code)...)
+	}
+	writeError(w, ae)
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// ctx is a short name for the request's context in handlers.
+func ctx(r *http.Request) context.Context { return r.Context() }

@@ -1,0 +1,58 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// maxPage is Key Vault's largest (and default) page size.
+const maxPage = 25
+
+// listJSON is a page of a Key Vault list. An empty nextLink ends paging.
+type listJSON[T any] struct {
+	Value    []T    `json:"value"`
+	NextLink string `json:"nextLink,omitempty"`
+}
+
+// page is a list request's paging parameters.
+type page struct {
+	max   int
+	after string
+}
+
+// readPage reads maxresults (1 to 25, default 25) and the $skiptoken cursor
+// that a previous page's nextLink carried.
+func readPage(r *http.Request) (page, error) {
+	q := r.URL.Query()
+	pg := page{max: maxPage}
+	if s := q.Get("maxresults"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxPage {
+			return page{}, badRequest("maxresults: must be an integer from 1 to %d", maxPage)
+		}
+		pg.max = n
+	}
+	if tok := q.Get("$skiptoken"); tok != "" {
+		after, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			return page{}, badRequest("$skiptoken: not a token this vault issued")
+		}
+		pg.after = string(after)
+	}
+	return pg, nil
+}
+
+// nextLink is the URL of the page after cursor next, or empty. The SDK
+// follows it exactly as given, so it carries api-version and maxresults.
+func (pg page) nextLink(r *http.Request, c *call, next string) string {
+	if next == "" {
+		return ""
+	}
+	q := url.Values{}
+	q.Set("api-version", c.apiVersion)
+	q.Set("maxresults", strconv.Itoa(pg.max))
+	q.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte(next)))
+	return baseURL(r) + r.URL.Path + "?" + q.Encode()
+}

@@ -1,0 +1,380 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"time"
+
+	"github.com/keygate/keygate/internal/store"
+)
+
+// Attributes are an object's management attributes. NotBefore and Expires
+// are informational for secrets: a read outside the window succeeds, as Key
+// Vault's date-time controlled operations allow, and the reader decides
+// what an expired value means.
+type Attributes struct {
+	Enabled   bool
+	NotBefore *time.Time
+	Expires   *time.Time
+	Created   time.Time
+	Updated   time.Time
+}
+
+// AttributesUpdate changes attributes; a nil field keeps the current value.
+type AttributesUpdate struct {
+	Enabled   *bool
+	NotBefore *time.Time
+	Expires   *time.Time
+}
+
+// SecretProperties describe one version of a secret, without its value.
+type SecretProperties struct {
+	Name        string
+	Version     string
+	ContentType string
+	Attributes  Attributes
+	Tags        map[string]string
+
+	// Managed is true for the secret that backs a certificate.
+	Managed bool
+
+	// RecoverableDays is the vault's soft-delete retention.
+	RecoverableDays int
+}
+
+// Secret is one version of a secret with its value. It redacts the value
+// when formatted or logged.
+type Secret struct {
+	SecretProperties
+	Value string
+}
+
+// String names the secret and hides its value.
+func (s Secret) String() string { return "secret " + s.Name + "/" + s.Version + " (value redacted)" }
+
+// LogValue names the secret and hides its value.
+func (s Secret) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", s.Name), slog.String("version", s.Version))
+}
+
+// DeletedSecret is a soft-deleted secret: the properties of its current
+// version and when it was deleted and will be purged.
+type DeletedSecret struct {
+	SecretProperties
+	DeletedDate        time.Time
+	ScheduledPurgeDate time.Time
+}
+
+// SetSecret is the input of Service.SetSecret.
+type SetSecret struct {
+	Value       string
+	ContentType string
+	Attributes  AttributesUpdate
+	Tags        map[string]string
+}
+
+// String hides the value.
+func (SetSecret) String() string { return "SetSecret{value redacted}" }
+
+// SecretUpdate is the input of Service.UpdateSecret. A nil field keeps the
+// current value; non-nil Tags replace all tags.
+type SecretUpdate struct {
+	ContentType *string
+	Attributes  AttributesUpdate
+	Tags        map[string]string
+}
+
+// SetSecret stores a new version of the secret called name, creating the
+// secret if it does not exist, and returns the new version's properties.
+func (s *Service) SetSecret(ctx context.Context, vault, name string, in SetSecret) (SecretProperties, error) {
+	if err := validateSet(name, in); err != nil {
+		return SecretProperties{}, err
+	}
+	v, err := s.Vault(ctx, vault)
+	if err != nil {
+		return SecretProperties{}, err
+	}
+
+	// Seal outside the transaction: it is the costly step and does not
+	// depend on what is stored.
+	version := newVersion()
+	sealed, err := s.sealer.Seal([]byte(in.Value), secretAAD(vault, name, version))
+	if err != nil {
+		return SecretProperties{}, err
+	}
+	now := s.now().UTC().Truncate(time.Second)
+	rec := &secretVersion{
+		Version:     version,
+		Created:     now,
+		Updated:     now,
+		Enabled:     derefOr(in.Attributes.Enabled, true),
+		NotBefore:   in.Attributes.NotBefore,
+		Expires:     in.Attributes.Expires,
+		ContentType: in.ContentType,
+		Tags:        in.Tags,
+		Sealed:      sealed,
+	}
+
+	var head *secretHead
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		head, err = loadSecretHead(tx, vault, name)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			head = &secretHead{Name: name, Created: now}
+		case err != nil:
+			return err
+		case head.Deleted != nil:
+			return errorf(ErrConflict, "secret %s is deleted but recoverable: recover or purge it before setting a new version", head.Name)
+		}
+		head.Current = version
+		if err := putJSON(tx, versionsBucket(vault), versionKey(name, version), rec); err != nil {
+			return err
+		}
+		return putJSON(tx, secretsBucket(vault), nameKey(name), head)
+	})
+	if err != nil {
+		return SecretProperties{}, err
+	}
+	return rec.properties(head.Name, v), nil
+}
+
+func validateSet(name string, in SetSecret) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	if err := validateSecretValue(in.Value); err != nil {
+		return err
+	}
+	if err := validateContentType(in.ContentType); err != nil {
+		return err
+	}
+	if err := validateTags(in.Tags); err != nil {
+		return err
+	}
+	return validateAttributes(Attributes{NotBefore: in.Attributes.NotBefore, Expires: in.Attributes.Expires})
+}
+
+// GetSecret returns a version of the secret with its value; an empty
+// version means the current one. A disabled version is not returned.
+func (s *Service) GetSecret(ctx context.Context, vault, name, version string) (Secret, error) {
+	v, err := s.Vault(ctx, vault)
+	if err != nil {
+		return Secret{}, err
+	}
+	var (
+		headName string
+		rec      secretVersion
+	)
+	err = s.store.View(ctx, func(tx store.Tx) error {
+		headName, rec, err = loadLiveVersion(tx, vault, name, version)
+		return err
+	})
+	if err != nil {
+		return Secret{}, err
+	}
+	if !rec.Enabled {
+		return Secret{}, errorf(ErrDisabled, "secret %s version %s is disabled", headName, rec.Version)
+	}
+	plain, err := s.sealer.Open(rec.Sealed, secretAAD(vault, name, rec.Version))
+	if err != nil {
+		s.log.Error("opening sealed secret failed", "vault", vault, "name", headName, "version", rec.Version, "err", err)
+		return Secret{}, errors.New("opening sealed secret: the stored record does not open under this vault's master key")
+	}
+	return Secret{SecretProperties: rec.properties(headName, v), Value: string(plain)}, nil
+}
+
+// UpdateSecret changes the properties of a version (the current one when
+// version is empty) and returns them.
+func (s *Service) UpdateSecret(ctx context.Context, vault, name, version string, in SecretUpdate) (SecretProperties, error) {
+	if err := validateUpdate(in); err != nil {
+		return SecretProperties{}, err
+	}
+	v, err := s.Vault(ctx, vault)
+	if err != nil {
+		return SecretProperties{}, err
+	}
+	var (
+		headName string
+		rec      secretVersion
+	)
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		headName, rec, err = loadLiveVersion(tx, vault, name, version)
+		if err != nil {
+			return err
+		}
+		rec.apply(in, s.now().UTC().Truncate(time.Second))
+		if err := validateAttributes(Attributes{NotBefore: rec.NotBefore, Expires: rec.Expires}); err != nil {
+			return err
+		}
+		return putJSON(tx, versionsBucket(vault), versionKey(name, rec.Version), &rec)
+	})
+	if err != nil {
+		return SecretProperties{}, err
+	}
+	return rec.properties(headName, v), nil
+}
+
+func validateUpdate(in SecretUpdate) error {
+	if in.ContentType != nil {
+		if err := validateContentType(*in.ContentType); err != nil {
+			return err
+		}
+	}
+	if in.Tags != nil {
+		return validateTags(in.Tags)
+	}
+	return nil
+}
+
+func (r *secretVersion) apply(in SecretUpdate, now time.Time) {
+	if in.ContentType != nil {
+		r.ContentType = *in.ContentType
+	}
+	if in.Attributes.Enabled != nil {
+		r.Enabled = *in.Attributes.Enabled
+	}
+	if in.Attributes.NotBefore != nil {
+		r.NotBefore = in.Attributes.NotBefore
+	}
+	if in.Attributes.Expires != nil {
+		r.Expires = in.Attributes.Expires
+	}
+	if in.Tags != nil {
+		r.Tags = maps.Clone(in.Tags)
+	}
+	r.Updated = now
+}
+
+// ListSecrets returns up to max live secrets, each with the properties of
+// its current version, in name order, starting after the cursor after.
+// next is the cursor for the following page, empty on the last one.
+func (s *Service) ListSecrets(ctx context.Context, vault, after string, max int) (items []SecretProperties, next string, err error) {
+	v, err := s.Vault(ctx, vault)
+	if err != nil {
+		return nil, "", err
+	}
+	err = s.store.View(ctx, func(tx store.Tx) error {
+		items, next = nil, ""
+		var scanErr error
+		err := tx.Scan(secretsBucket(vault), "", after, func(key string, raw []byte) bool {
+			if len(items) == max {
+				next = items[len(items)-1].Name
+				return false
+			}
+			var head secretHead
+			if scanErr = unmarshal(raw, &head); scanErr != nil || head.Deleted != nil {
+				return scanErr == nil
+			}
+			var rec secretVersion
+			if scanErr = getJSON(tx, versionsBucket(vault), versionKey(head.Name, head.Current), &rec); scanErr != nil {
+				return false
+			}
+			items = append(items, rec.properties(head.Name, v))
+			return true
+		})
+		return errors.Join(err, scanErr)
+	})
+	return items, nameKey(next), err
+}
+
+// ListSecretVersions returns up to max versions of the secret called name,
+// in version order, starting after the version after.
+func (s *Service) ListSecretVersions(ctx context.Context, vault, name, after string, max int) (items []SecretProperties, next string, err error) {
+	v, err := s.Vault(ctx, vault)
+	if err != nil {
+		return nil, "", err
+	}
+	err = s.store.View(ctx, func(tx store.Tx) error {
+		items, next = nil, ""
+		head, err := loadSecretHead(tx, vault, name)
+		if err != nil {
+			return err
+		}
+		if head.Deleted != nil {
+			return secretNotFound(head.Name)
+		}
+		prefix := nameKey(name) + "/"
+		start := ""
+		if after != "" {
+			start = prefix + after
+		}
+		var scanErr error
+		err = tx.Scan(versionsBucket(vault), prefix, start, func(_ string, raw []byte) bool {
+			if len(items) == max {
+				next = items[len(items)-1].Version
+				return false
+			}
+			var rec secretVersion
+			if scanErr = unmarshal(raw, &rec); scanErr != nil {
+				return false
+			}
+			items = append(items, rec.properties(head.Name, v))
+			return true
+		})
+		return errors.Join(err, scanErr)
+	})
+	return items, next, err
+}
+
+func (r *secretVersion) properties(name string, v *Vault) SecretProperties {
+	return SecretProperties{
+		Name:        name,
+		Version:     r.Version,
+		ContentType: r.ContentType,
+		Attributes: Attributes{
+			Enabled:   r.Enabled,
+			NotBefore: r.NotBefore,
+			Expires:   r.Expires,
+			Created:   r.Created,
+			Updated:   r.Updated,
+		},
+		Tags:            r.Tags,
+		Managed:         r.Managed,
+		RecoverableDays: int(v.Retention() / (24 * time.Hour)),
+	}
+}
+
+func loadSecretHead(tx store.Tx, vault, name string) (*secretHead, error) {
+	head := new(secretHead)
+	if err := getJSON(tx, secretsBucket(vault), nameKey(name), head); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, secretNotFound(name)
+		}
+		return nil, err
+	}
+	return head, nil
+}
+
+// loadLiveVersion loads a version of a secret that is not deleted; an empty
+// version means the current one.
+func loadLiveVersion(tx store.Tx, vault, name, version string) (string, secretVersion, error) {
+	var rec secretVersion
+	head, err := loadSecretHead(tx, vault, name)
+	if err != nil {
+		return "", rec, err
+	}
+	if head.Deleted != nil {
+		return "", rec, secretNotFound(head.Name)
+	}
+	if version == "" {
+		version = head.Current
+	}
+	err = getJSON(tx, versionsBucket(vault), versionKey(name, version), &rec)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", rec, errorf(ErrNotFound, "secret %s has no version %s", head.Name, quoteName(version))
+	}
+	return head.Name, rec, err
+}
+
+func secretNotFound(name string) error {
+	return errorf(ErrNotFound, "secret %s not found", quoteName(name))
+}
+
+func derefOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
