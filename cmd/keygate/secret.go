@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/spf13/cobra"
@@ -138,18 +139,9 @@ func secretListCommand(f *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := []secretOut{}
-			pager := c.NewListSecretPropertiesPager(nil)
-			for pager.More() {
-				page, err := pager.NextPage(cmd.Context())
-				if err != nil {
-					return err
-				}
-				for _, p := range page.Value {
-					out = append(out, fromProperties(p))
-				}
-			}
-			return printJSON(cmd.OutOrStdout(), out)
+			return printPages(cmd, c.NewListSecretPropertiesPager(nil),
+				func(p azsecrets.ListSecretPropertiesResponse) []*azsecrets.SecretProperties { return p.Value },
+				fromProperties)
 		},
 	}
 }
@@ -165,18 +157,9 @@ func secretListVersionsCommand(f *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := []secretOut{}
-			pager := c.NewListSecretPropertiesVersionsPager(name, nil)
-			for pager.More() {
-				page, err := pager.NextPage(cmd.Context())
-				if err != nil {
-					return err
-				}
-				for _, p := range page.Value {
-					out = append(out, fromProperties(p))
-				}
-			}
-			return printJSON(cmd.OutOrStdout(), out)
+			return printPages(cmd, c.NewListSecretPropertiesVersionsPager(name, nil),
+				func(p azsecrets.ListSecretPropertiesVersionsResponse) []*azsecrets.SecretProperties { return p.Value },
+				fromProperties)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "secret name (required)")
@@ -194,20 +177,27 @@ func secretListDeletedCommand(f *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := []secretOut{}
-			pager := c.NewListDeletedSecretPropertiesPager(nil)
-			for pager.More() {
-				page, err := pager.NextPage(cmd.Context())
-				if err != nil {
-					return err
-				}
-				for _, p := range page.Value {
-					out = append(out, fromDeletedProperties(p))
-				}
-			}
-			return printJSON(cmd.OutOrStdout(), out)
+			return printPages(cmd, c.NewListDeletedSecretPropertiesPager(nil),
+				func(p azsecrets.ListDeletedSecretPropertiesResponse) []*azsecrets.DeletedSecretProperties { return p.Value },
+				fromDeletedProperties)
 		},
 	}
+}
+
+// printPages follows every page of pager and prints all items as one JSON
+// array.
+func printPages[P, T any](cmd *cobra.Command, pager *runtime.Pager[P], items func(P) []T, show func(T) secretOut) error {
+	out := []secretOut{}
+	for pager.More() {
+		page, err := pager.NextPage(cmd.Context())
+		if err != nil {
+			return err
+		}
+		for _, it := range items(page) {
+			out = append(out, show(it))
+		}
+	}
+	return printJSON(cmd.OutOrStdout(), out)
 }
 
 // nameOp is an operation on one secret by name that prints its result.

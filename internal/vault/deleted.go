@@ -68,25 +68,11 @@ func (s *Service) ListDeletedSecrets(ctx context.Context, vault, after string, m
 		return nil, "", err
 	}
 	err = s.store.View(ctx, func(tx store.Tx) error {
-		items, next = nil, ""
-		var scanErr error
-		err := tx.Scan(secretsBucket(vault), "", after, func(_ string, raw []byte) bool {
-			if len(items) == max {
-				next = nameKey(items[len(items)-1].Name)
-				return false
-			}
-			var head secretHead
-			if scanErr = unmarshal(raw, &head); scanErr != nil || head.Deleted == nil {
-				return scanErr == nil
-			}
-			var rec secretVersion
-			if scanErr = getJSON(tx, versionsBucket(vault), versionKey(head.Name, head.Current), &rec); scanErr != nil {
-				return false
-			}
-			items = append(items, deletedSecret(&head, rec, v))
-			return true
+		items = nil
+		next, err = scanHeads(tx, vault, after, max, true, func(head *secretHead, rec *secretVersion) {
+			items = append(items, deletedSecret(head, *rec, v))
 		})
-		return errors.Join(err, scanErr)
+		return err
 	})
 	return items, next, err
 }

@@ -256,27 +256,46 @@ func (s *Service) ListSecrets(ctx context.Context, vault, after string, max int)
 		return nil, "", err
 	}
 	err = s.store.View(ctx, func(tx store.Tx) error {
-		items, next = nil, ""
-		var scanErr error
-		err := tx.Scan(secretsBucket(vault), "", after, func(key string, raw []byte) bool {
-			if len(items) == max {
-				next = items[len(items)-1].Name
-				return false
-			}
-			var head secretHead
-			if scanErr = unmarshal(raw, &head); scanErr != nil || head.Deleted != nil {
-				return scanErr == nil
-			}
-			var rec secretVersion
-			if scanErr = getJSON(tx, versionsBucket(vault), versionKey(head.Name, head.Current), &rec); scanErr != nil {
-				return false
-			}
+		items = nil
+		next, err = scanHeads(tx, vault, after, max, false, func(head *secretHead, rec *secretVersion) {
 			items = append(items, rec.properties(head.Name, v))
-			return true
 		})
-		return errors.Join(err, scanErr)
+		return err
 	})
-	return items, nameKey(next), err
+	return items, next, err
+}
+
+// scanHeads calls emit with up to max secrets after the cursor after that
+// are deleted or live, as deleted says, each with its current version. It
+// returns the cursor of the next page, empty on the last one.
+func scanHeads(tx store.Tx, vault, after string, max int, deleted bool, emit func(*secretHead, *secretVersion)) (string, error) {
+	var (
+		n, next string
+		count   int
+		scanErr error
+	)
+	err := tx.Scan(secretsBucket(vault), "", after, func(key string, raw []byte) bool {
+		if count == max {
+			next = n
+			return false
+		}
+		var head secretHead
+		if scanErr = unmarshal(raw, &head); scanErr != nil {
+			return false
+		}
+		if (head.Deleted != nil) != deleted {
+			return true
+		}
+		var rec secretVersion
+		if scanErr = getJSON(tx, versionsBucket(vault), versionKey(head.Name, head.Current), &rec); scanErr != nil {
+			return false
+		}
+		emit(&head, &rec)
+		n = key
+		count++
+		return true
+	})
+	return next, errors.Join(err, scanErr)
 }
 
 // ListSecretVersions returns up to max versions of the secret called name,
