@@ -61,7 +61,7 @@ func (l *logBuffer) String() string {
 
 // testVault is a running vault server and an administrator client of it.
 type testVault struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *server.Server
 	dir     string
 	clock   *clock
@@ -77,7 +77,15 @@ type vaultOption func(*server.Config)
 // startVault starts a vault server on a loopback port with its data in
 // dir (a fresh temporary folder when empty) and stops it when the test
 // ends.
-func startVault(t *testing.T, dir string, opts ...vaultOption) *testVault {
+func startVault(t testing.TB, dir string, opts ...vaultOption) *testVault {
+	t.Helper()
+	tv := startVaultNoConnect(t, dir, opts...)
+	tv.connect()
+	return tv
+}
+
+// startVaultNoConnect starts the server without building clients.
+func startVaultNoConnect(t testing.TB, dir string, opts ...vaultOption) *testVault {
 	t.Helper()
 	if dir == "" {
 		dir = filepath.Join(t.TempDir(), "data")
@@ -107,12 +115,15 @@ func startVault(t *testing.T, dir string, opts ...vaultOption) *testVault {
 		}
 	})
 	t.Cleanup(tv.stop)
-	tv.connect()
 	return tv
 }
 
 // connect reads admin.json and builds the administrator's SDK client.
-func (tv *testVault) connect() {
+func (tv *testVault) connect() { tv.connectWith("") }
+
+// connectWith is connect with the clients trusting caFile instead of the
+// CA that admin.json names, when caFile is not empty.
+func (tv *testVault) connectWith(caFile string) {
 	t := tv.t
 	t.Helper()
 	creds, err := client.Load(tv.srv.AdminFile())
@@ -123,6 +134,9 @@ func (tv *testVault) connect() {
 	// listen on another port.
 	creds.VaultURL = tv.srv.URL()
 	creds.AuthorityHost = tv.srv.AuthorityHost()
+	if caFile != "" {
+		creds.CAFile = caFile
+	}
 	tv.creds = creds
 	tv.http, err = client.Transport(creds.CAFile)
 	if err != nil {
@@ -183,7 +197,7 @@ func (tv *testVault) adminToken() string {
 	return tok
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx

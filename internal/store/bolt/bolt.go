@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -72,6 +73,10 @@ type Store struct {
 	db   *bbolt.DB
 	log  *slog.Logger
 	path string
+
+	// writers counts Updates in progress, so that a lone writer commits at
+	// once instead of waiting out the batch delay for company.
+	writers atomic.Int32
 
 	closeOnce sync.Once
 	closeErr  error
@@ -140,9 +145,9 @@ func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
 
 // Update implements store.Store.
 //
-// Every Update goes through bbolt's DB.Batch, which runs the fns of
-// concurrent Updates one after another in one transaction and commits them
-// together. When one fn fails, the others are rerun without it and the
+// An Update with no other in progress commits alone, at once. Concurrent
+// Updates go through bbolt's DB.Batch, which runs their fns one after
+// another in one transaction and commits them together. When one fn fails, the others are rerun without it and the
 // failing one is rerun alone, so a fn may run more than once, as
 // store.Store allows; its writes are kept only from the run that commits.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
@@ -154,10 +159,17 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	// and that run set fnErr last; the channel Batch waits on orders the
 	// write before the read.
 	var fnErr error
-	err := s.db.Batch(func(btx *bbolt.Tx) error {
+	run := func(btx *bbolt.Tx) error {
 		fnErr = fn(&tx{btx: btx})
 		return fnErr
-	})
+	}
+	var err error
+	if s.writers.Add(1) == 1 {
+		err = s.db.Update(run)
+	} else {
+		err = s.db.Batch(run)
+	}
+	s.writers.Add(-1)
 	if err != nil && err != fnErr {
 		return fmt.Errorf("committing to database: %w", err)
 	}
