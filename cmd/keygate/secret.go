@@ -178,7 +178,9 @@ func secretListDeletedCommand(f *clientFlags) *cobra.Command {
 				return err
 			}
 			return printPages(cmd, c.NewListDeletedSecretPropertiesPager(nil),
-				func(p azsecrets.ListDeletedSecretPropertiesResponse) []*azsecrets.DeletedSecretProperties { return p.Value },
+				func(p azsecrets.ListDeletedSecretPropertiesResponse) []*azsecrets.DeletedSecretProperties {
+					return p.Value
+				},
 				fromDeletedProperties)
 		},
 	}
