@@ -34,6 +34,8 @@ func main() {
 		conns     = flag.Int("c", 32, "concurrent keep-alive connections")
 		duration  = flag.Duration("d", 10*time.Second, "duration of each phase")
 		secrets   = flag.Int("secrets", 1000, "distinct secrets to read and write")
+		phases    = flag.String("phases", "read,write", "phases to run, in order")
+		tokenFile = flag.String("token-file", "", "after seeding, write the bearer token here (mode 0600) for an outside load tool, and stop")
 	)
 	flag.Parse()
 
@@ -51,9 +53,23 @@ func main() {
 		log.Fatal(err)
 	}
 	l := &load{base: creds.VaultURL, token: token, secrets: *secrets, pid: *pid, conns: *conns}
-	l.seed()
-	l.run("read", *duration, l.read)
-	l.run("write", *duration, l.write)
+	if *tokenFile != "" || strings.Contains(*phases, "read") {
+		l.seed()
+	}
+	if *tokenFile != "" {
+		if err := os.WriteFile(*tokenFile, []byte(token), 0o600); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	ops := map[string]func(*http.Client, int) int{"read": l.read, "write": l.write}
+	for _, phase := range strings.Split(*phases, ",") {
+		op, ok := ops[phase]
+		if !ok {
+			log.Fatalf("-phases: unknown phase %q (want read or write)", phase)
+		}
+		l.run(phase, *duration, op)
+	}
 }
 
 // resourceOf asks the vault for its challenge and returns the resource it
