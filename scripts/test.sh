@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs keygate's whole test suite: formatting, vet, and every test with the
-# race detector. Anything the tests need beyond Go is installed here.
+# race detector, the vault's server tests once on each store. Anything the
+# tests need beyond Go (PostgreSQL) is installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,4 +11,14 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+
+# One PostgreSQL for every package that tests against it, on loopback in a
+# temporary folder, stopped on the way out.
+pgdir=$(mktemp -d /tmp/keygate-pg.XXXXXX)
+trap 'scripts/postgres.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
+KEYGATE_TEST_POSTGRES=$(scripts/postgres.sh start "$pgdir")
+export KEYGATE_TEST_POSTGRES
+
 go test -race -count=1 -timeout 12m "$@" ./...
+# The vault's API tests again, on PostgreSQL.
+KEYGATE_TEST_STORE=postgres go test -race -count=1 -timeout 12m "$@" ./internal/server/

@@ -9,6 +9,10 @@ import (
 	"github.com/keygate/keygate/internal/server"
 )
 
+// storeEnv may carry the --store URL, which holds the database password
+// and so is better kept off the command line.
+const storeEnv = "KEYGATE_STORE"
+
 // serveFlags are the flags of `keygate vault serve`, shared with `up`.
 type serveFlags struct {
 	cfg      server.Config
@@ -22,6 +26,7 @@ func (f *serveFlags) register(cmd *cobra.Command, defaultData string) {
 	fl.StringVar(&f.cfg.Hostname, "hostname", "", "DNS name clients reach the vault by (its parent domain becomes the token resource)")
 	fl.StringVar(&f.cfg.TLSCertFile, "tls-cert", "", "server certificate (PEM) instead of one from the local CA")
 	fl.StringVar(&f.cfg.TLSKeyFile, "tls-key", "", "server key (PEM) for --tls-cert")
+	fl.StringVar(&f.cfg.StoreURL, "store", "", "postgres:// URL of a database shared by several replicas (default the embedded database in DATA; or set "+storeEnv+")")
 	fl.StringVar(&f.cfg.MasterKeyFile, "master-key-file", "", "master key file (default DATA/master.key; or set "+server.MasterKeyEnv+")")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 }
@@ -36,6 +41,11 @@ func (f *serveFlags) server() (*server.Server, error) {
 	}
 	cfg := f.cfg
 	cfg.MasterKey = os.Getenv(server.MasterKeyEnv)
+	if cfg.StoreURL == "" {
+		// Read here rather than as the flag's default, which --help
+		// would print, password and all.
+		cfg.StoreURL = os.Getenv(storeEnv)
+	}
 	cfg.Logger = log
 	return server.New(cfg), nil
 }

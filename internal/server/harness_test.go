@@ -92,10 +92,11 @@ func startVaultNoConnect(t testing.TB, dir string, opts ...vaultOption) *testVau
 	}
 	tv := &testVault{t: t, dir: dir, clock: newClock(), logs: &logBuffer{}}
 	cfg := server.Config{
-		DataDir: dir,
-		Listen:  "127.0.0.1:0",
-		Now:     tv.clock.Now,
-		Logger:  slog.New(slog.NewJSONHandler(io.MultiWriter(tv.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		DataDir:  dir,
+		Listen:   "127.0.0.1:0",
+		StoreURL: testStoreURL(t, dir),
+		Now:      tv.clock.Now,
+		Logger:   slog.New(slog.NewJSONHandler(io.MultiWriter(tv.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, o := range opts {
 		o(&cfg)

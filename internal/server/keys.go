@@ -24,7 +24,7 @@ var keyCheckAAD = []byte("keygate/v1;meta;key-check")
 // by path, or in the data folder. A key is created only for a new
 // database: creating one for an existing database would hide every record
 // behind a key that cannot open them.
-func (s *Server) masterKey(newDatabase bool) (seal.Key, error) {
+func (s *Server) masterKey(newDatabase bool, database string) (seal.Key, error) {
 	switch {
 	case s.cfg.MasterKey != "":
 		k, err := seal.ParseKey(s.cfg.MasterKey)
@@ -39,9 +39,9 @@ func (s *Server) masterKey(newDatabase bool) (seal.Key, error) {
 	if !newDatabase {
 		k, err := seal.LoadKeyFile(path)
 		if errors.Is(err, fs.ErrNotExist) {
-			return seal.Key{}, fmt.Errorf("master key %s is missing but database %s exists: restore the key file, "+
+			return seal.Key{}, fmt.Errorf("master key %s is missing but %s exists: restore the key file, "+
 				"or give the key with --master-key-file or %s; a new key cannot open the stored records",
-				path, s.dir.database(), MasterKeyEnv)
+				path, database, MasterKeyEnv)
 		}
 		return k, err
 	}
@@ -85,7 +85,24 @@ func writeKeyCheck(ctx context.Context, st store.Store, sealer *seal.Sealer) err
 	if err != nil {
 		return err
 	}
-	return st.Update(ctx, func(tx store.Tx) error {
+	// Put only if absent, in the same transaction: two replicas starting
+	// on an empty shared store must not both write a proof, each of its
+	// own key. The one that loses checks its key against the winner's.
+	var other []byte
+	err = st.Update(ctx, func(tx store.Tx) error {
+		b, err := tx.Get(bucketMeta, keyKeyCheck)
+		if err == nil {
+			other = append([]byte(nil), b...)
+			return nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		other = nil
 		return tx.Put(bucketMeta, keyKeyCheck, sealed)
 	})
+	if err != nil || other == nil {
+		return err
+	}
+	return checkMasterKey(ctx, st, sealer)
 }

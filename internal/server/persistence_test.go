@@ -21,15 +21,24 @@ import (
 	"github.com/keygate/keygate/internal/client"
 	"github.com/keygate/keygate/internal/seal"
 	"github.com/keygate/keygate/internal/server"
+	"github.com/keygate/keygate/internal/store/postgres/pgtest"
 )
 
 // childDirEnv makes the test binary act as a vault server process, for the
 // crash test to kill.
 const childDirEnv = "KEYGATE_TEST_CHILD_DIR"
 
+// childStoreEnv carries the store URL to the child, when not the embedded
+// store.
+const childStoreEnv = "KEYGATE_TEST_CHILD_STORE"
+
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(childDirEnv); dir != "" {
 		runChild(dir)
+		return
+	}
+	if usePostgres() {
+		pgtest.Main(m)
 		return
 	}
 	os.Exit(m.Run())
@@ -38,7 +47,7 @@ func TestMain(m *testing.M) {
 // runChild serves a vault from dir and writes its URL to dir/../url once
 // it is ready; it runs until killed.
 func runChild(dir string) {
-	srv := server.New(server.Config{DataDir: dir, Listen: "127.0.0.1:0",
+	srv := server.New(server.Config{DataDir: dir, Listen: "127.0.0.1:0", StoreURL: os.Getenv(childStoreEnv),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	ctx := context.Background()
 	if err := srv.Open(ctx); err != nil {
@@ -75,6 +84,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 }
 
 func TestDatabaseHoldsNoPlaintext(t *testing.T) {
+	requireBolt(t, "TestPostgresHoldsNoPlaintext")
 	dir := filepath.Join(t.TempDir(), "data")
 	tv := startVault(t, dir)
 	ctx := ctxT(t)
@@ -99,6 +109,7 @@ func TestDatabaseHoldsNoPlaintext(t *testing.T) {
 }
 
 func TestStartupRefusesUnsafeState(t *testing.T) {
+	requireBolt(t, "TestPostgresStartupRefusesWrongKey")
 	// A vault that has started once, then stopped.
 	base := filepath.Join(t.TempDir(), "data")
 	startVault(t, base).stop()
@@ -145,16 +156,23 @@ func TestStartupRefusesUnsafeState(t *testing.T) {
 			os.Chmod(filepath.Join(dir, "master.key"), 0o600)
 			cfg := tc.setup(dir)
 			cfg.Listen = "127.0.0.1:0"
-			srv := server.New(cfg)
-			err := srv.Open(ctxT(t))
-			if err == nil {
-				srv.Close()
-				t.Fatal("server started")
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q does not say %q", err, tc.want)
-			}
+			wantStartRefused(t, cfg, tc.want)
 		})
+	}
+}
+
+// wantStartRefused checks that a server with cfg refuses to start with an
+// error that says want.
+func wantStartRefused(t *testing.T, cfg server.Config, want string) {
+	t.Helper()
+	srv := server.New(cfg)
+	err := srv.Open(ctxT(t))
+	if err == nil {
+		srv.Close()
+		t.Fatal("server started")
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
 	}
 }
 
@@ -165,7 +183,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "data")
 	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childDirEnv+"="+dir)
+	child.Env = append(os.Environ(), childDirEnv+"="+dir, childStoreEnv+"="+testStoreURL(t, dir))
 	var stderr bytes.Buffer
 	child.Stderr = &stderr
 	if err := child.Start(); err != nil {

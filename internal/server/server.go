@@ -21,7 +21,6 @@ import (
 	"github.com/keygate/keygate/internal/manage"
 	"github.com/keygate/keygate/internal/seal"
 	"github.com/keygate/keygate/internal/store"
-	"github.com/keygate/keygate/internal/store/bolt"
 	"github.com/keygate/keygate/internal/vault"
 	"github.com/keygate/keygate/internal/vault/httpapi"
 )
@@ -49,6 +48,12 @@ type Config struct {
 	// key in PEM. Empty means a certificate issued by the local CA.
 	TLSCertFile string
 	TLSKeyFile  string
+
+	// StoreURL selects the store: empty for the embedded database in
+	// DataDir, or a postgres:// URL (or libpq key=value string) of a
+	// PostgreSQL database that several vault replicas share. Replicas of
+	// one database must all be given its master key.
+	StoreURL string
 
 	// MasterKey is the master key in text form (from MasterKeyEnv);
 	// MasterKeyFile is a path to a key file. Both empty means DataDir's
@@ -160,7 +165,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	if err := s.dir.prepare(); err != nil {
 		return err
 	}
-	sealer, err := s.openStore()
+	sealer, err := s.openStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -194,37 +199,6 @@ func (s *Server) Open(ctx context.Context) (err error) {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	return nil
-}
-
-func (s *Server) openStore() (*seal.Sealer, error) {
-	isNew, err := s.newDatabase()
-	if err != nil {
-		return nil, err
-	}
-	key, err := s.masterKey(isNew)
-	if err != nil {
-		return nil, err
-	}
-	sealer, err := seal.NewSealer(key)
-	if err != nil {
-		return nil, err
-	}
-	st, err := bolt.Open(s.dir.database(), bolt.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("opening database: %w", err)
-	}
-	s.st = st
-	return sealer, nil
-}
-
-// newDatabase reports whether the database is yet to be created. An empty
-// file counts as existing: it is damage, not a fresh start.
-func (s *Server) newDatabase() (bool, error) {
-	ok, err := exists(s.dir.database())
-	if err != nil {
-		return false, fmt.Errorf("checking database: %w", err)
-	}
-	return !ok, nil
 }
 
 // setURLs derives the vault URL, the authority host and the resource from

@@ -1,0 +1,173 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate/internal/seal"
+	"github.com/keygate/keygate/internal/server"
+	"github.com/keygate/keygate/internal/store/postgres/pgtest"
+)
+
+// storeEnv selects the store the package's tests run on: unset for the
+// embedded store, "postgres" for PostgreSQL (scripts/test.sh runs the
+// package both ways).
+const storeEnv = "KEYGATE_TEST_STORE"
+
+func usePostgres() bool { return os.Getenv(storeEnv) == "postgres" }
+
+var (
+	storeURLsMu sync.Mutex
+	storeURLs   = map[string]string{} // data folder -> its schema's URL
+)
+
+// testStoreURL is the store URL of a vault whose data folder is dir: empty
+// for the embedded store, or, on PostgreSQL, a schema of dir's own, so
+// that a restart with the same folder finds the same records.
+func testStoreURL(t testing.TB, dir string) string {
+	t.Helper()
+	if !usePostgres() {
+		return ""
+	}
+	storeURLsMu.Lock()
+	defer storeURLsMu.Unlock()
+	if u, ok := storeURLs[dir]; ok {
+		return u
+	}
+	u := pgtest.URL(t)
+	storeURLs[dir] = u
+	return u
+}
+
+// requireBolt skips a test that reads the embedded database file when the
+// package runs on PostgreSQL, naming the test that covers the same ground
+// there.
+func requireBolt(t *testing.T, counterpart string) {
+	t.Helper()
+	if usePostgres() {
+		t.Skipf("reads the embedded database file; on PostgreSQL %s checks the same", counterpart)
+	}
+}
+
+func requirePostgres(t *testing.T) {
+	t.Helper()
+	if !usePostgres() {
+		t.Skipf("runs on PostgreSQL only: scripts/test.sh runs this package again with %s=postgres", storeEnv)
+	}
+}
+
+// TestPostgresHoldsNoPlaintext reads every row the vault wrote to
+// PostgreSQL and finds neither the secret values nor the administrator's
+// client secret nor the master key.
+func TestPostgresHoldsNoPlaintext(t *testing.T) {
+	requirePostgres(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	tv := startVault(t, dir)
+	markers := []string{"PLAINTEXT-MARKER-ONE", "plaintext-marker-two-" + strings.Repeat("z", 100)}
+	for i, m := range markers {
+		if _, err := tv.secrets.SetSecret(ctxT(t), fmt.Sprint("m", i), azsecrets.SetSecretParameters{Value: to.Ptr(m)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tv.stop()
+
+	dump := dumpRows(t, testStoreURL(t, dir))
+	if len(dump) == 0 {
+		t.Fatal("the vault wrote nothing to PostgreSQL")
+	}
+	key := strings.TrimSpace(string(mustReadFile(t, filepath.Join(dir, "master.key"))))
+	for _, m := range append(markers, tv.creds.ClientSecret, key) {
+		if bytes.Contains(dump, []byte(m)) {
+			t.Errorf("PostgreSQL holds secret material in plaintext (%d bytes)", len(m))
+		}
+	}
+}
+
+// dumpRows returns every bucket, key and value of the store at url.
+func dumpRows(t *testing.T, url string) []byte {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT bucket, key, value FROM keygate_kv`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out bytes.Buffer
+	for rows.Next() {
+		var bucket string
+		var key, value []byte
+		if err := rows.Scan(&bucket, &key, &value); err != nil {
+			t.Fatal(err)
+		}
+		out.WriteString(bucket)
+		out.Write(key)
+		out.Write(value)
+	}
+	return out.Bytes()
+}
+
+// TestPostgresStartupRefusesWrongKey starts a second vault on a database
+// that another one created: with another master key, or with none, it
+// refuses to start and says why.
+func TestPostgresStartupRefusesWrongKey(t *testing.T) {
+	requirePostgres(t)
+	first := filepath.Join(t.TempDir(), "data")
+	tv := startVault(t, first)
+	if _, err := tv.secrets.SetSecret(ctxT(t), "shared", azsecrets.SetSecretParameters{Value: to.Ptr("v1")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	tv.stop()
+	url := testStoreURL(t, first)
+
+	otherKey, _ := seal.GenerateKey()
+	cases := []struct {
+		name string
+		cfg  server.Config
+		want string
+	}{
+		{"another master key", server.Config{MasterKey: otherKey.Encode()}, "does not match"},
+		{"no master key", server.Config{}, "is missing"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.DataDir = filepath.Join(t.TempDir(), "data")
+			cfg.Listen = "127.0.0.1:0"
+			cfg.StoreURL = url
+			wantStartRefused(t, cfg, tc.want)
+		})
+	}
+
+	// With the first vault's key (and its administrator's credentials,
+	// which only the first start writes), a second replica starts and
+	// serves what the first stored.
+	key := strings.TrimSpace(string(mustReadFile(t, filepath.Join(first, "master.key"))))
+	replica := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(replica, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	admin := mustReadFile(t, filepath.Join(first, "admin.json"))
+	if err := os.WriteFile(filepath.Join(replica, "admin.json"), admin, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tv2 := startVault(t, replica, func(c *server.Config) { c.StoreURL, c.MasterKey = url, key })
+	got, err := tv2.secrets.GetSecret(ctxT(t), "shared", "", nil)
+	if err != nil || *got.Value != "v1" {
+		t.Fatalf("replica GetSecret = %v, %v; want v1", got.Value, err)
+	}
+}
