@@ -4,16 +4,19 @@
 # ceiling of an HTTPS keep-alive server on this machine), then durable
 # writes with bench/vaultload. Prints each figure and the keygate/nginx
 # ratio. Usage: bench/vault.sh [-d 10s] [-c 32] [-secrets 1000]
+# [-store postgres://...] [-peer nginx|none]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=10s conns=32 secrets=1000
+duration=10s conns=32 secrets=1000 store="" peer=nginx
 while [ $# -gt 0 ]; do
 	case $1 in
 	-d) duration=$2; shift 2 ;;
 	-c) conns=$2; shift 2 ;;
 	-secrets) secrets=$2; shift 2 ;;
-	*) echo "usage: $0 [-d DURATION] [-c CONNS] [-secrets N]" >&2; exit 2 ;;
+	-store) store=$2; shift 2 ;;
+	-peer) peer=$2; shift 2 ;;
+	*) echo "usage: $0 [-d DURATION] [-c CONNS] [-secrets N] [-store URL] [-peer nginx|none]" >&2; exit 2 ;;
 	esac
 done
 
@@ -54,7 +57,7 @@ read_phase() {
 # keygate, seeded, with a real token written for wrk.
 go build -o "$work/keygate" ./cmd/keygate
 go build -o "$work/vaultload" ./bench/vaultload
-"$work/keygate" vault serve --data "$work/data" --listen 127.0.0.1:18443 --log-level warn &
+KEYGATE_STORE=$store "$work/keygate" vault serve --data "$work/data" --listen 127.0.0.1:18443 --log-level warn &
 kg=$!
 pids+=("$kg")
 for _ in $(seq 100); do [ -s "$work/data/admin.json" ] && break; sleep 0.1; done
@@ -62,6 +65,9 @@ sleep 0.5
 export KEYGATE_BENCH_CA="$work/data/tls/ca.pem"
 "$work/vaultload" -credentials "$work/data/admin.json" -secrets "$secrets" -token-file "$work/token"
 
+read_phase keygate https://127.0.0.1:18443 "$kg"
+
+if [ "$peer" = nginx ]; then
 # nginx with an ECDSA P-256 certificate (as keygate's), TLS 1.3, keep-alive,
 # answering every path with a body the size of a secret bundle.
 body=$(curl -sk -H "Authorization: Bearer $(cat "$work/token")" \
@@ -91,10 +97,10 @@ pids+=($!)
 sleep 0.5
 workers=$(pgrep -P "${pids[-1]}" | tr '\n' ' ')
 
-read_phase keygate https://127.0.0.1:18443 "$kg"
 # shellcheck disable=SC2086
 read_phase nginx https://127.0.0.1:18444 $workers
 printf 'ratio  read  keygate/nginx rps=%.2f\n' "$(bc -l <<<"$(cat "$work/keygate.rps")/$(cat "$work/nginx.rps")")"
+fi
 
 # Durable writes: each acknowledged only once fsynced. nginx has no peer.
 "$work/vaultload" -credentials "$work/data/admin.json" -pid "$kg" -c "$conns" -d "$duration" \

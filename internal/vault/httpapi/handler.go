@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -210,6 +211,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, c *call, err erro
 	attrs := []any{"method", r.Method, "path", r.URL.Path, "vault", c.vault,
 		"object_id", c.principal.ObjectID, "status", ae.Status, "request_id", c.requestID}
 	switch {
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client hung up mid-request: nothing failed on our side.
+		h.log.Debug("request abandoned by client", attrs...)
 	case ae.Status >= 500:
 		h.log.Error("request failed", append(attrs, "err", err)...)
 	case ae.Status == http.StatusForbidden:
