@@ -5,6 +5,9 @@
 #   url=$(scripts/postgres.sh start DIR)   # data, socket and log in DIR
 #   scripts/postgres.sh stop DIR
 #
+# start on a DIR whose server was stopped starts it again, with its data,
+# on the same port.
+#
 # The server listens on 127.0.0.1 only, on a free port, trusts local
 # connections (it holds nothing but test data) and runs as the postgres
 # system user, since PostgreSQL refuses to run as root.
@@ -40,9 +43,14 @@ start() {
 	mkdir -p "$dir"
 	[ "$(id -u)" = 0 ] && chown postgres: "$dir"
 	chmod 0700 "$dir"
-	as_pg "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >"$dir/initdb.log" 2>&1 ||
-		{ cat "$dir/initdb.log" >&2; exit 1; }
-	port=$(free_port)
+	if [ -f "$dir/port" ]; then
+		port=$(cat "$dir/port")
+	else
+		as_pg "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >"$dir/initdb.log" 2>&1 ||
+			{ cat "$dir/initdb.log" >&2; exit 1; }
+		port=$(free_port)
+		echo "$port" >"$dir/port"
+	fi
 	# fsync stays on: the tests check that acknowledged writes survive.
 	as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
 		-o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300" start >&2 ||

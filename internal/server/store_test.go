@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
@@ -169,5 +171,50 @@ func TestPostgresStartupRefusesWrongKey(t *testing.T) {
 	got, err := tv2.secrets.GetSecret(ctxT(t), "shared", "", nil)
 	if err != nil || *got.Value != "v1" {
 		t.Fatalf("replica GetSecret = %v, %v; want v1", got.Value, err)
+	}
+}
+
+// TestPostgresOutageAnswers503 stops the vault's database under it: reads
+// and writes answer 503 (which the SDK retries) rather than wrong data,
+// and once the database is back the vault serves again by itself, with
+// nothing lost.
+func TestPostgresOutageAnswers503(t *testing.T) {
+	requirePostgres(t)
+	pg := pgtest.NewServer(t)
+	tv := startVault(t, "", func(c *server.Config) { c.StoreURL = pg.URL })
+	if _, err := tv.secrets.SetSecret(ctxT(t), "kept", azsecrets.SetSecretParameters{Value: to.Ptr("v1")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	token := tv.adminToken() // the authority needs the database too
+
+	pg.Stop()
+	for _, req := range []struct{ method, path, body string }{
+		{http.MethodGet, "/secrets/kept/", ""},
+		{http.MethodPut, "/secrets/new", `{"value":"v"}`},
+	} {
+		resp, body := tv.do(req.method, req.path+"?api-version=7.5", token, req.body)
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("%s %s with the database down: %d %s, want 503", req.method, req.path, resp.StatusCode, body)
+		}
+	}
+
+	pg.Start()
+	var status int
+	for range 100 {
+		resp, _ := tv.do(http.MethodGet, "/secrets/kept/?api-version=7.5", token, "")
+		if status = resp.StatusCode; status == http.StatusOK {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status != http.StatusOK {
+		t.Fatalf("GET after the database returned: %d, want 200", status)
+	}
+	got, err := tv.secrets.GetSecret(ctxT(t), "kept", "", nil)
+	if err != nil || *got.Value != "v1" {
+		t.Fatalf("GetSecret after the outage = %v, %v; want v1", got.Value, err)
+	}
+	if _, err := tv.secrets.GetSecret(ctxT(t), "new", "", nil); statusOf(err) != http.StatusNotFound {
+		t.Errorf("the write refused during the outage exists afterwards: %v", err)
 	}
 }

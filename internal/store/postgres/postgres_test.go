@@ -128,7 +128,7 @@ func TestLostConnectionIsUnavailable(t *testing.T) {
 		if _, err := tx.Get("b", "k"); err != nil {
 			return err
 		}
-		pgtest.Exec(t, pgtest.Server(t),
+		pgtest.Exec(t, pgtest.SharedURL(t),
 			`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 			 WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
 			 AND application_name = 'keygate-lost-connection-test'`)

@@ -76,8 +76,8 @@ func URL(t testing.TB) string {
 	return WithSearchPath(t, serverURL, schema)
 }
 
-// Server returns the server's URL, without a schema of its own.
-func Server(t testing.TB) string {
+// SharedURL returns the shared server's URL, without a schema of its own.
+func SharedURL(t testing.TB) string {
 	t.Helper()
 	if serverURL == "" {
 		t.Fatal("pgtest: no PostgreSQL server: call pgtest.Main from TestMain")
@@ -111,4 +111,49 @@ func Exec(t testing.TB, u, sql string) {
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		t.Fatalf("pgtest: %s: %v", sql, err)
 	}
+}
+
+// Server is a PostgreSQL server of one test's own, which the test may stop
+// and start again to see what a lost database does.
+type Server struct {
+	t   testing.TB
+	dir string
+
+	// URL is the server's connection URL.
+	URL string
+}
+
+// NewServer starts a server for t alone, stopped when the test ends. It
+// takes a few seconds: use the shared server (URL) unless the test must
+// stop it.
+func NewServer(t testing.TB) *Server {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "keygate-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{t: t, dir: dir}
+	s.URL = s.script("start")
+	t.Cleanup(func() {
+		s.script("stop")
+		os.RemoveAll(dir)
+	})
+	return s
+}
+
+// Stop stops the server, as an outage would, keeping its data.
+func (s *Server) Stop() { s.t.Helper(); s.script("stop") }
+
+// Start starts a stopped server again, on the same port with the same
+// data.
+func (s *Server) Start() { s.t.Helper(); s.script("start") }
+
+func (s *Server) script(cmd string) string {
+	s.t.Helper()
+	script := filepath.Join(repoRoot(), "scripts", "postgres.sh")
+	out, err := exec.Command(script, cmd, s.dir).Output()
+	if err != nil {
+		s.t.Fatalf("pgtest: %s %s: %v", script, cmd, err)
+	}
+	return strings.TrimSpace(string(out))
 }
