@@ -78,6 +78,10 @@ type Store struct {
 	// once instead of waiting out the batch delay for company.
 	writers atomic.Int32
 
+	// hub wakes this process's subscribers: only one process can have
+	// the file open, so it sees every change.
+	hub store.Hub
+
 	closeOnce sync.Once
 	closeErr  error
 }

@@ -52,6 +52,14 @@ type Store struct {
 	log  *slog.Logger
 	host string
 
+	// channel is the LISTEN/NOTIFY channel of this schema's replicas;
+	// hub wakes this process's subscribers when a notification arrives.
+	channel    string
+	hub        store.Hub
+	listenOnce sync.Once
+	stop       context.CancelFunc // ends the listener
+	listenerWG sync.WaitGroup
+
 	closeOnce sync.Once
 }
 
@@ -81,11 +89,15 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %w", host, classify(err))
 	}
-	s := &Store{pool: pool, log: opts.Logger, host: host}
+	s := &Store{pool: pool, log: opts.Logger, host: host, stop: func() {}}
 	applied, err := s.migrate(ctx)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("migrating schema at %s: %w", host, err)
+	}
+	if err := s.setChannel(ctx); err != nil {
+		pool.Close()
+		return nil, err
 	}
 	s.log.Info("database opened", "database", host, "migrations_applied", applied,
 		"schema_version", len(migrations))
@@ -158,6 +170,11 @@ func (s *Store) run(ctx context.Context, opts pgx.TxOptions, writable bool, fn f
 // It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		// Taking the listener's Once orders this after any start of it,
+		// and keeps a later Subscribe from starting one.
+		s.listenOnce.Do(func() {})
+		s.stop()
+		s.listenerWG.Wait()
 		s.pool.Close()
 		s.log.Info("database closed", "database", s.host)
 	})
