@@ -300,7 +300,7 @@ func (a *Authority) audited(operation string, fn func(http.ResponseWriter, *http
 			Source: audit.SourceAuthority, Operation: operation,
 			CallerAddress: authz.PeerAddr(r.RemoteAddr).String(),
 			Method:        r.Method, Path: r.URL.Path,
-			RequestID:     uuid.NewString(),
+			RequestID: uuid.NewString(),
 		}
 		w.Header().Set("x-ms-request-id", rec.RequestID)
 		rw := audit.NewRecorder(w)
