@@ -178,11 +178,10 @@ func checkLoopback(addr string) error {
 	return nil
 }
 
-// Open listens and reads the credential file. It asks the authority which
-// identities the host has, but starts even when the authority cannot be
-// reached, and asks again when a client needs a token. On error nothing
-// stays open.
-func (a *Agent) Open(ctx context.Context) error {
+// Open reads the credential file and listens. It does not call the
+// authority, which may be served by the same process and not serving yet;
+// Serve does. On error nothing stays open.
+func (a *Agent) Open(context.Context) error {
 	if err := a.authority.loadCredential(); err != nil {
 		return err
 	}
@@ -202,20 +201,21 @@ func (a *Agent) Open(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
-
-	if _, err := a.authority.refreshHost(ctx); err != nil {
-		a.log.Warn("identity authority not reachable at start; will retry on demand",
-			"authority", a.cfg.Authority, "host", a.cfg.Host, "err", err)
-	}
 	return nil
 }
 
-// Serve serves until ctx is done, then shuts down within ten seconds.
+// Serve serves until ctx is done, then shuts down within ten seconds. It
+// asks the authority at once which identities the host has, and serves
+// even when the authority cannot be reached: it asks again when a client
+// needs a token.
 func (a *Agent) Serve(ctx context.Context) error {
 	defer a.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	errc := make(chan error, 1)
 	go func() { errc <- a.http.Serve(a.listener) }()
 	a.log.Info("identity agent listening", "endpoint", a.endpoint, "host", a.cfg.Host)
+	wg.Go(func() { a.hello(ctx) })
 
 	select {
 	case err := <-errc:
@@ -229,6 +229,25 @@ func (a *Agent) Serve(ctx context.Context) error {
 		a.log.Info("identity agent stopped")
 	}
 	return err
+}
+
+// hello asks the authority for the host's identities, and says what it
+// heard.
+func (a *Agent) hello(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ids, err := a.authority.refreshHost(ctx)
+	if err != nil {
+		a.log.Warn("identity authority not reachable; will retry when a client asks",
+			"authority", a.cfg.Authority, "host", a.cfg.Host, "err", err)
+		return
+	}
+	names := make([]string, len(ids))
+	for i, mi := range ids {
+		names[i] = mi.Name
+	}
+	a.log.Info("identity agent enrolled", "host", a.cfg.Host, "identities", names,
+		"credential_expires", a.authority.expires())
 }
 
 // Run opens the agent and serves until ctx is done.

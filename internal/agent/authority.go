@@ -119,6 +119,13 @@ func (c *authorityClient) cachedIdentities() ([]identity.HostIdentityInfo, bool)
 	return c.identities, fresh
 }
 
+// expires returns the credential's expiry as last heard, or zero.
+func (c *authorityClient) expires() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.credExpires
+}
+
 // forgetIdentities makes the next request ask the authority for the
 // host's identities again.
 func (c *authorityClient) forgetIdentities() {

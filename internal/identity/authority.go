@@ -313,3 +313,12 @@ func newGUID() (string, error) {
 	}
 	return id.String(), nil
 }
+
+// TenantURL returns the authority with the tenant as path,
+// URL + "/" + tenant id, as host agents are given it; "" before Init.
+func (a *Authority) TenantURL() string {
+	if st := a.state.Load(); st != nil {
+		return a.cfg.URL + "/" + st.tenantID
+	}
+	return ""
+}

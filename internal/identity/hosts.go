@@ -385,3 +385,30 @@ func ValidateHostName(name string) error {
 
 // LogValue names the host; a Host holds no secret, but its records do.
 func (h Host) LogValue() slog.Value { return slog.StringValue(h.Name) }
+
+// Errors of VerifyHostCredential.
+var (
+	ErrCredentialRefused = errors.New("host credential refused")
+	ErrCredentialExpired = errors.New("host credential expired")
+)
+
+// VerifyHostCredential checks that credential is the host's current,
+// unexpired enrolment credential: nil, or an error wrapping
+// ErrCredentialRefused (unknown host or wrong credential) or
+// ErrCredentialExpired. keygate's own agent uses it to decide whether the
+// credential it kept is still good.
+func (a *Authority) VerifyHostCredential(ctx context.Context, hostName, credential string) error {
+	if _, err := a.current(); err != nil {
+		return fmt.Errorf("verifying host credential: %w", err)
+	}
+	_, err := a.authenticateHost(ctx, hostName, credential)
+	switch {
+	case errors.Is(err, errBadHostCredential):
+		return fmt.Errorf("verifying host credential of %q: %w", hostName, ErrCredentialRefused)
+	case errors.Is(err, errHostCredentialExpired):
+		return fmt.Errorf("verifying host credential of %q: %w", hostName, ErrCredentialExpired)
+	case err != nil:
+		return fmt.Errorf("verifying host credential: %w", err)
+	}
+	return nil
+}

@@ -52,9 +52,10 @@ func (s *Server) serverCertificate(ctx context.Context, st store.Store, sealer *
 }
 
 // certNames lists the names the server certificate covers: the configured
-// host name, localhost, the listening address, and loopback.
+// host name, localhost, the names of the other vaults (*.DOMAIN, see
+// vault_hosts.go), the listening address, and loopback.
 func (s *Server) certNames() ([]string, []net.IP) {
-	names := []string{"localhost"}
+	names := []string{"localhost", "*." + s.vaultDomain()}
 	if s.cfg.Hostname != "" {
 		names = append([]string{s.cfg.Hostname}, names...)
 	}
