@@ -110,20 +110,19 @@ func New(cfg Config) *Handler {
 	return h
 }
 
-// ServeHTTP serves one request: it applies the vault's network rules,
-// before anything else, routes the request, and audits it whatever came
-// of it. The operation handlers (op) find what was established here in
-// the request's context.
+// ServeHTTP serves one request and audits it, whatever comes of it. The
+// route's handler (op) applies the checks and records its outcome in the
+// call this puts in the request's context; a request no route matches is
+// audited as operation "Unknown".
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{requestID: newRequestID(), vault: h.vaultFor(r.Host), addr: authz.PeerAddr(r.RemoteAddr)}
 	w.Header().Set("x-ms-request-id", c.requestID)
 	rw := audit.NewRecorder(w)
 	r = r.WithContext(context.WithValue(r.Context(), callKey{}, c))
-	defer h.auditRequest(r, c, rw)
 
-	if !h.admit(rw, r, c) {
-		return
-	}
+	// The mux sets r's pattern and path values, which the audit record
+	// reads its operation and object from.
+	defer h.auditRequest(r, c, rw)
 	h.mux.ServeHTTP(rw, r)
 }
 
@@ -164,7 +163,8 @@ type call struct {
 type callKey struct{}
 
 // callOf returns the call ServeHTTP started for r, or a new one for a
-// request that reached an operation some other way.
+// request that reached an operation some other way (which then goes
+// unaudited).
 func (h *Handler) callOf(r *http.Request) *call {
 	if c, ok := r.Context().Value(callKey{}).(*call); ok {
 		return c
@@ -178,13 +178,13 @@ type opFunc func(w http.ResponseWriter, r *http.Request, c *call) error
 
 // op wraps an operation that needs permission perm on objects of kind
 // (authz.KindSecrets, ...) with the checks every request goes through, in
-// the order Key Vault applies them: network rules (in ServeHTTP), the
-// bearer token before anything of the request is read, then api-version,
-// then the access policy.
+// the order Key Vault applies them: the vault's network rules, then the
+// bearer token, both before anything of the request is read, then
+// api-version, then the access policy.
 func (h *Handler) op(kind, perm string, notFound string, fn opFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c := h.callOf(r)
-		if c.props == nil && !h.admit(w, r, c) {
+		if !h.admit(w, r, c) {
 			return
 		}
 		if !h.authenticate(w, r, c) {
