@@ -120,10 +120,11 @@ func (h *Handler) properties(req *vaultRequest) (vault.VaultProperties, error) {
 }
 
 // putVault creates the vault (201), or updates the properties the body
-// gives on an existing one (200).
+// gives on an existing one (200). Without a body it creates a vault with
+// Azure's defaults.
 func (h *Handler) putVault(w http.ResponseWriter, r *http.Request, req *request) error {
 	var body vaultRequest
-	if err := decode(w, r, &body); err != nil {
+	if err := decodeOptional(w, r, &body); err != nil {
 		return err
 	}
 	p, err := h.properties(&body)

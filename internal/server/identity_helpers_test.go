@@ -38,11 +38,12 @@ func (tv *testVault) manage(method, path string, body any) (int, map[string]any)
 	return tv.manageAs(tok, method, path, body)
 }
 
-// manageAs calls the management API with token.
+// manageAs calls the management API with token. A string body is sent as
+// it is; anything else as JSON.
 func (tv *testVault) manageAs(token, method, path string, body any) (int, map[string]any) {
 	tv.t.Helper()
-	var b string
-	if body != nil {
+	b, raw := body.(string)
+	if body != nil && !raw {
 		raw, err := json.Marshal(body)
 		if err != nil {
 			tv.t.Fatal(err)
