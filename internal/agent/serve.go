@@ -1,9 +1,7 @@
 package agent
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -70,7 +68,7 @@ func (a *Agent) serveToken(w http.ResponseWriter, r *http.Request) {
 	rec := audit.Record{
 		Source: audit.SourceAgent, Operation: operation, CallerHost: a.cfg.Host,
 		CallerAddress: authz.PeerAddr(r.RemoteAddr).String(),
-		Method:        r.Method, Path: r.URL.Path, RequestID: newRequestID(),
+		Method:        r.Method, Path: r.URL.Path, RequestID: audit.NewRequestID(),
 	}
 	rw := audit.NewRecorder(w)
 	defer func() {
@@ -311,12 +309,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	w.Write(b)
-}
-
-func newRequestID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 func truncate(s string, n int) string {

@@ -9,6 +9,8 @@
 package audit
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -195,3 +197,11 @@ func (r *Recorder) Status() int {
 
 // Unwrap returns the wrapped writer, for http.ResponseController.
 func (r *Recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// NewRequestID returns a random request id, 32 hex characters, for the
+// x-ms-request-id header and the audit record of a request.
+func NewRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -31,8 +31,6 @@
 package manage
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -162,7 +160,7 @@ func (h *Handler) admin(operation string, fn handlerFunc) http.Handler {
 			Source: audit.SourceManagement, Operation: operation,
 			Vault:         r.PathValue("vault"),
 			CallerAddress: authz.PeerAddr(r.RemoteAddr).String(),
-			Method:        r.Method, Path: r.URL.Path, RequestID: newRequestID(),
+			Method:        r.Method, Path: r.URL.Path, RequestID: audit.NewRequestID(),
 		}
 		w.Header().Set("x-ms-request-id", rec.RequestID)
 		rw := audit.NewRecorder(w)
@@ -236,10 +234,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
-}
-
-func newRequestID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
