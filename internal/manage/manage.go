@@ -158,7 +158,7 @@ func (h *Handler) admin(operation string, fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &audit.Record{
 			Source: audit.SourceManagement, Operation: operation,
-			Vault:         r.PathValue("vault"),
+			Vault:         strings.ToLower(r.PathValue("vault")),
 			CallerAddress: authz.PeerAddr(r.RemoteAddr).String(),
 			Method:        r.Method, Path: r.URL.Path, RequestID: audit.NewRequestID(),
 		}

@@ -74,7 +74,21 @@ func TestManagedIdentityReadsSecret(t *testing.T) {
 		t.Errorf("audit record of the read: %+v", rec)
 	}
 
-	// The same without the grant: a token, and 403.
+	// The same identity without the grant: a token, and 403.
+	tv.setPolicy("remove", gwOID)
+	res = runApp(t, byClient, env...)
+	if res.Token == "" || res.Status != http.StatusForbidden || res.ErrorCode != "Forbidden" || res.Value != "" {
+		t.Fatalf("identity after its grant was removed: %v", res)
+	}
+	tokens = append(tokens, res.Token)
+	rec = tv.mustFindAudit("the revoked identity's denial", func(r audit.Record) bool {
+		return r.Operation == "SecretGet" && r.CallerObjectID == gwOID && r.Status == 403
+	})
+	if !strings.Contains(rec.Reason, "oid="+gwOID) {
+		t.Errorf("audit record of the denial: %+v", rec)
+	}
+
+	// An identity assigned to the host but never granted anything: 403.
 	stranger := app
 	stranger.ObjectID = strangerOID
 	res = runApp(t, stranger, env...)

@@ -67,10 +67,13 @@ type Service struct {
 	log    *slog.Logger
 
 	// mu guards vaults, a cache of vault properties. Every request checks
-	// access policies, so they are kept decoded in memory; this process's
-	// writes update the cache in the same step as the store.
+	// network rules and access policies, so they are kept decoded in
+	// memory; this process's writes (and deletions) update the cache in
+	// the same step as the store.
 	// TODO: replicas sharing a store (PostgreSQL) must learn of each
-	// other's policy changes; until then the cache is per process.
+	// other's changes to policies, network rules and vaults (created,
+	// deleted); until then the cache is per process, and a vault another
+	// replica deleted is served from it here.
 	mu     sync.RWMutex
 	vaults map[string]*Vault
 }
