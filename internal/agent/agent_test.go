@@ -493,3 +493,31 @@ func ctxT(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// FuzzParseRequest feeds arbitrary query strings to the request parser:
+// no panic, and an accepted request names a resource and at most one
+// identity.
+func FuzzParseRequest(f *testing.F) {
+	for _, q := range []string{
+		"api-version=2019-08-01&resource=https://v.test",
+		"api-version=2019-08-01&resource=r&client_id=a&object_id=b",
+		"api%2Dversion=2019-08-01&resource=r&principal_id=x",
+		"resource=%zz", "",
+	} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		r := httptest.NewRequest(http.MethodGet, "/msi/token", nil)
+		r.URL.RawQuery = q
+		req, cerr := parseRequest(r)
+		if cerr != nil {
+			if cerr.status != http.StatusBadRequest || cerr.message == "" {
+				t.Fatalf("refusal %+v", cerr)
+			}
+			return
+		}
+		if req.resource == "" || (req.kind == "") != (req.value == "") {
+			t.Fatalf("accepted %q as %+v", q, req)
+		}
+	})
+}

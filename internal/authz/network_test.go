@@ -136,3 +136,29 @@ func TestRolePermissions(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseIPRule feeds arbitrary rule values through parsing and
+// normalization: no panic, and whatever is accepted parses again to the
+// same range and matches its own address.
+func FuzzParseIPRule(f *testing.F) {
+	for _, s := range []string{"10.0.0.1", "10.0.0.0/8", "::1", "2001:db8::/32", "::ffff:1.2.3.4/120", "fe80::1%eth0", "", "1.2.3.4/33"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseIPRule(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseIPRule(p.String())
+		if err != nil || again != p {
+			t.Fatalf("%q parsed to %v, which parses to %v, %v", s, p, again, err)
+		}
+		acls, err := NetworkACLs{DefaultAction: "Deny", IPRules: []IPRule{{s}}}.Normalize()
+		if err != nil {
+			t.Fatalf("Normalize refused %q that ParseIPRule took: %v", s, err)
+		}
+		if CheckNetwork(acls, p.Addr()) != NetworkAllowed {
+			t.Fatalf("rule %v does not allow its own address", p)
+		}
+	})
+}
