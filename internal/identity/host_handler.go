@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/keygate/keygate/internal/audit"
 	"github.com/keygate/keygate/internal/authz"
 	"github.com/keygate/keygate/internal/store"
@@ -300,7 +298,7 @@ func (a *Authority) audited(operation string, fn func(http.ResponseWriter, *http
 			Source: audit.SourceAuthority, Operation: operation,
 			CallerAddress: authz.PeerAddr(r.RemoteAddr).String(),
 			Method:        r.Method, Path: r.URL.Path,
-			RequestID: uuid.NewString(),
+			RequestID: audit.NewRequestID(),
 		}
 		w.Header().Set("x-ms-request-id", rec.RequestID)
 		rw := audit.NewRecorder(w)
