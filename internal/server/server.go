@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,14 @@ type Config struct {
 	// keeps challenge verification on. Without it, clients reach the vault
 	// by IP address and must disable that verification.
 	Hostname string
+
+	// PublicURL is the URL clients reach the vault by when that is not
+	// Hostname at the listening port: a load balancer in front of several
+	// replicas, say, which must all be given the same PublicURL so that a
+	// token one issues is valid at the others. It is an https origin with
+	// no path; its host goes into the server certificate as well. Empty
+	// derives the URL from Hostname (or the listening address) and port.
+	PublicURL string
 
 	// TLSCertFile and TLSKeyFile are the operator's server certificate and
 	// key in PEM. Empty means a certificate issued by the local CA.
@@ -122,6 +131,10 @@ func New(cfg Config) *Server {
 // URL is the vault's URL, known once Open has returned.
 func (s *Server) URL() string { return s.vaultURL }
 
+// Addr is the address the server listens on, known once Open has
+// returned. Behind a load balancer it differs from URL's.
+func (s *Server) Addr() string { return s.addr }
+
 // AuthorityHost is the identity authority's host URL (with a trailing
 // slash, as azidentity takes it), known once Open has returned.
 func (s *Server) AuthorityHost() string { return s.authorityHost }
@@ -162,6 +175,9 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	}()
 
 	// The data folder and the store, with the key that seals it.
+	if err := checkPublicURL(s.cfg.PublicURL); err != nil {
+		return err
+	}
 	if err := s.dir.prepare(); err != nil {
 		return err
 	}
@@ -202,7 +218,8 @@ func (s *Server) Open(ctx context.Context) (err error) {
 }
 
 // setURLs derives the vault URL, the authority host and the resource from
-// the configured host name or the listening address.
+// the public URL, or else the configured host name or the listening
+// address.
 func (s *Server) setURLs() {
 	host, port, _ := net.SplitHostPort(s.addr)
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
@@ -212,9 +229,37 @@ func (s *Server) setURLs() {
 		host = s.cfg.Hostname
 	}
 	origin := "https://" + net.JoinHostPort(host, port)
+	if s.cfg.PublicURL != "" {
+		u, _ := url.Parse(s.cfg.PublicURL) // checked by checkPublicURL
+		origin = "https://" + u.Host
+		host, port = u.Hostname(), u.Port()
+	}
 	s.vaultURL = origin
 	s.authorityHost = origin + "/"
-	s.resource = "https://" + net.JoinHostPort(resourceHost(host), port)
+	s.resource = "https://" + resourceHost(host)
+	if port != "" {
+		s.resource = "https://" + net.JoinHostPort(resourceHost(host), port)
+	}
+}
+
+// checkPublicURL refuses a public URL the SDKs could not use: the vault
+// must be served over HTTPS at the root of its host.
+func checkPublicURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("public URL %q: not a URL", raw)
+	case u.Scheme != "https":
+		return fmt.Errorf("public URL %q: must be https", raw)
+	case u.Hostname() == "":
+		return fmt.Errorf("public URL %q: has no host", raw)
+	case strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return fmt.Errorf("public URL %q: must be an origin (https://HOST[:PORT]): the Key Vault SDKs expect the vault at the root of its host", raw)
+	}
+	return nil
 }
 
 // resourceHost is the host the challenge names as resource: the parent
