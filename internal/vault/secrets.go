@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"time"
@@ -127,16 +128,22 @@ func (s *Service) SetSecret(ctx context.Context, vault, name string, in SetSecre
 			return err
 		case head.Deleted != nil:
 			return errorf(ErrConflict, "secret %s is deleted but recoverable: recover or purge it before setting a new version", head.Name)
+		case head.Managed:
+			return managedSecret("set")
 		}
 		head.Current = version
 		if err := putJSON(tx, versionsBucket(vault), versionKey(name, version), rec); err != nil {
 			return err
 		}
-		return putJSON(tx, secretsBucket(vault), nameKey(name), head)
+		if err := putJSON(tx, secretsBucket(vault), nameKey(name), head); err != nil {
+			return err
+		}
+		return recordEvent(tx, vault, Event{Time: now, Type: EventNewVersion, Kind: KindSecret, Name: head.Name, Version: version})
 	})
 	if err != nil {
 		return SecretProperties{}, err
 	}
+	s.notifyEvents(ctx, vault)
 	return rec.properties(head.Name, v), nil
 }
 
@@ -204,15 +211,24 @@ func (s *Service) UpdateSecret(ctx context.Context, vault, name, version string,
 		if err != nil {
 			return err
 		}
-		rec.apply(in, s.now().UTC().Truncate(time.Second))
+		if err := refuseManaged(tx, vault, name, "update"); err != nil {
+			return err
+		}
+		now := s.now().UTC().Truncate(time.Second)
+		rec.apply(in, now)
 		if err := validateAttributes(Attributes{NotBefore: rec.NotBefore, Expires: rec.Expires}); err != nil {
 			return err
 		}
-		return putJSON(tx, versionsBucket(vault), versionKey(name, rec.Version), &rec)
+		if err := putJSON(tx, versionsBucket(vault), versionKey(name, rec.Version), &rec); err != nil {
+			return err
+		}
+		return recordEvent(tx, vault, Event{Time: now, Type: EventUpdated, Kind: KindSecret, Name: headName,
+			Version: rec.Version, Detail: fmt.Sprintf("enabled=%t", rec.Enabled)})
 	})
 	if err != nil {
 		return SecretProperties{}, err
 	}
+	s.notifyEvents(ctx, vault)
 	return rec.properties(headName, v), nil
 }
 
@@ -385,6 +401,19 @@ func loadLiveVersion(tx store.Tx, vault, name, version string) (string, secretVe
 		return "", rec, errorf(ErrNotFound, "secret %s has no version %s", head.Name, quoteName(version))
 	}
 	return head.Name, rec, err
+}
+
+// refuseManaged refuses op on the secret called name if it is a
+// certificate's.
+func refuseManaged(tx store.Tx, vault, name, op string) error {
+	head, err := loadSecretHead(tx, vault, name)
+	if err != nil {
+		return err
+	}
+	if head.Managed {
+		return managedSecret(op)
+	}
+	return nil
 }
 
 func secretNotFound(name string) error {
