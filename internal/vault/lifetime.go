@@ -91,7 +91,9 @@ func dueFor(tx store.Tx, vault string, head *certHead, now time.Time) ([]Job, er
 	return jobs, nil
 }
 
-func pendingInProgress(h *certHead) bool { return h.Pending != nil && h.Pending.Status == StatusInProgress }
+func pendingInProgress(h *certHead) bool {
+	return h.Pending != nil && h.Pending.Status == StatusInProgress
+}
 
 // lease is who runs a job until when.
 type lease struct {
