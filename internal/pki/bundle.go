@@ -276,3 +276,23 @@ func ParseDERChain(ders [][]byte) ([]*x509.Certificate, error) {
 	}
 	return out, nil
 }
+
+// DecodePEMCerts reads every CERTIFICATE block of PEM text, in order.
+func DecodePEMCerts(text []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, text = pem.Decode(text)
+		if block == nil {
+			return out, nil
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d of the PEM does not parse", len(out)+1)
+		}
+		out = append(out, c)
+	}
+}
