@@ -125,12 +125,12 @@ func (s *Service) ClaimJob(ctx context.Context, j Job, holder string, ttl time.D
 	return won, err
 }
 
-// HoldJob keeps the job's lease with holder for d from now, as a
-// back-off after a failure: no one retries before then.
+// HoldJob reserves the job for d from now as a back-off after holder's
+// attempt failed: no one, holder included, retries before then.
 func (s *Service) HoldJob(ctx context.Context, j Job, holder string, d time.Duration) error {
 	until := s.now().UTC().Add(d)
 	return s.store.Update(ctx, func(tx store.Tx) error {
-		return putJSON(tx, leasesBucket(j.Vault), j.LeaseKey(), &lease{Holder: holder, Expires: until})
+		return putJSON(tx, leasesBucket(j.Vault), j.LeaseKey(), &lease{Holder: "back-off after " + holder, Expires: until})
 	})
 }
 
