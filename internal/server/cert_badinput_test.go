@@ -101,7 +101,9 @@ func TestCertificateBadInputChangesNothing(t *testing.T) {
 			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("x-ms-error-code") != "BadParameter" {
 				t.Fatalf("status %d %q, want 400 BadParameter: %.300s", resp.StatusCode, resp.Header.Get("x-ms-error-code"), body)
 			}
-			var e struct{ Error struct{ Code, Message string } }
+			var e struct {
+				Error struct{ Code, Message string }
+			}
 			if err := json.Unmarshal([]byte(body), &e); err != nil {
 				t.Fatalf("error body is not JSON: %.300s", body)
 			}
