@@ -221,7 +221,9 @@ func certListCommand(f *clientFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: withCerts(f, func(cmd *cobra.Command, c *azcertificates.Client) error {
 			return printAll(cmd, c.NewListCertificatePropertiesPager(nil),
-				func(p azcertificates.ListCertificatePropertiesResponse) []*azcertificates.CertificateProperties { return p.Value })
+				func(p azcertificates.ListCertificatePropertiesResponse) []*azcertificates.CertificateProperties {
+					return p.Value
+				})
 		}),
 	}
 }
