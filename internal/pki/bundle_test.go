@@ -3,6 +3,7 @@ package pki
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"os"
@@ -249,4 +250,19 @@ func FuzzDecodePFX(f *testing.F) {
 			t.Fatal("decoded a bundle whose key does not match its leaf")
 		}
 	})
+}
+
+func TestJWKOfECKeyHasPaddedCoordinates(t *testing.T) {
+	for range 20 { // P-521 coordinates often have leading zero bytes
+		key, _ := GenerateKey(KeySpec{Type: KeyTypeEC, Curve: CurveP521})
+		j, err := PublicJWK(key.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, _ := base64.RawURLEncoding.DecodeString(j.X)
+		y, _ := base64.RawURLEncoding.DecodeString(j.Y)
+		if len(x) != 66 || len(y) != 66 || j.CRV != CurveP521 {
+			t.Fatalf("JWK x %d bytes, y %d bytes, crv %s", len(x), len(y), j.CRV)
+		}
+	}
 }

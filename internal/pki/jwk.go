@@ -39,13 +39,19 @@ func PublicJWK(pub crypto.PublicKey) (JWK, error) {
 		if err != nil {
 			return JWK{}, err
 		}
-		size := (k.Curve.Params().BitSize + 7) / 8
+		// The uncompressed point is 0x04, X, Y, each padded to the
+		// curve's size, as the JWK wants them.
+		point, err := k.Bytes()
+		if err != nil {
+			return JWK{}, fmt.Errorf("encoding EC public key: %w", err)
+		}
+		size := (len(point) - 1) / 2
 		return JWK{
 			KTY:    KeyTypeEC,
 			KeyOps: []string{"sign", "verify"},
 			CRV:    spec.Curve,
-			X:      b64(k.X.FillBytes(make([]byte, size))),
-			Y:      b64(k.Y.FillBytes(make([]byte, size))),
+			X:      b64(point[1 : 1+size]),
+			Y:      b64(point[1+size:]),
 		}, nil
 	}
 	return JWK{}, fmt.Errorf("key type %T has no JWK here", pub)

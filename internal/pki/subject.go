@@ -41,7 +41,7 @@ func setAttribute(n *pkix.Name, k, v string) error {
 	switch strings.ToUpper(k) {
 	case "CN":
 		if n.CommonName != "" {
-			return fmt.Errorf("CN is given twice")
+			return fmt.Errorf("attribute CN is given twice")
 		}
 		n.CommonName = v
 	case "O":
