@@ -50,7 +50,7 @@ func setAttribute(n *pkix.Name, k, v string) error {
 		n.OrganizationalUnit = append(n.OrganizationalUnit, v)
 	case "C":
 		if len(v) != 2 {
-			return fmt.Errorf("C must be a two-letter country code, not %q", short(v))
+			return fmt.Errorf("country (C) must be a two-letter code, not %q", short(v))
 		}
 		n.Country = append(n.Country, v)
 	case "L":
