@@ -158,17 +158,20 @@ func short(s string) string {
 	return s
 }
 
-// Template makes the certificate template for p, valid from now for
-// p.ValidityMonths months, with a fresh random serial number.
+// Template makes the certificate template for p, valid from five minutes
+// before now until p.ValidityMonths months after, with a fresh random
+// serial number.
 func (p *X509Props) Template(now time.Time) (*x509.Certificate, error) {
 	subject, err := ParseSubject(p.Subject)
 	if err != nil {
 		return nil, fmt.Errorf("subject: %w", err)
 	}
 	t := &x509.Certificate{
-		SerialNumber:          randomSerial(),
-		Subject:               subject,
-		NotBefore:             now,
+		SerialNumber: randomSerial(),
+		Subject:      subject,
+		// Five minutes back, so that clients whose clocks lag the vault's
+		// a little accept a certificate as soon as it is made.
+		NotBefore:             now.Add(-5 * time.Minute),
 		NotAfter:              now.AddDate(0, p.ValidityMonths, 0),
 		DNSNames:              p.DNSNames,
 		EmailAddresses:        p.Emails,

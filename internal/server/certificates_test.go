@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"crypto"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -665,5 +666,65 @@ func (tv *testVault) setPermissions(t *testing.T, objectID string, perms map[str
 	}}}})
 	if resp, out := tv.do("PUT", "/management/vaults/default/accessPolicies/add", tok, string(body)); resp.StatusCode != http.StatusOK {
 		t.Fatalf("set policy: %d %s", resp.StatusCode, out)
+	}
+}
+
+// TestExportableReuseKeyAndDisable covers the key properties: a key that
+// is not exportable stays out of the secret; reuse_key renews with the
+// same key; disabling a version disables its secret.
+func TestExportableReuseKeyAndDisable(t *testing.T) {
+	tv := startVault(t, "")
+	c := tv.certs()
+	for _, ct := range []string{"application/x-pkcs12", "application/x-pem-file"} {
+		name := "sealed-" + strings.TrimPrefix(ct, "application/x-")
+		pol := certPolicy(pki.KeySpec{Type: pki.KeyTypeEC, Curve: pki.CurveP256}, "Self", "sealed.example", ct)
+		pol.KeyProperties.Exportable = to.Ptr(false)
+		pol.KeyProperties.ReuseKey = to.Ptr(true)
+		if _, err := c.CreateCertificate(ctxT(t), name, azcertificates.CreateCertificateParameters{CertificatePolicy: pol}, nil); err != nil {
+			t.Fatal(err)
+		}
+		waitOperation(t, c, name, notInProgress)
+		first, _ := c.GetCertificate(ctxT(t), name, "", nil)
+		value, _ := tv.secretOf(t, name, "")
+		if ct == "application/x-pem-file" {
+			if strings.Contains(value, "PRIVATE KEY") || !strings.Contains(value, "BEGIN CERTIFICATE") {
+				t.Errorf("PEM secret of a non-exportable key: %.80s", value)
+			}
+		} else {
+			der, _ := base64.StdEncoding.DecodeString(value)
+			if _, _, _, err := pkcs12.DecodeChain(der, ""); err == nil || !strings.Contains(err.Error(), "private key missing") {
+				t.Errorf("PFX secret of a non-exportable key opens with a key: %v", err)
+			}
+			if certs, err := pkcs12.DecodeTrustStore(der, ""); err != nil || len(certs) != 1 {
+				t.Errorf("PFX secret holds %d certificates: %v", len(certs), err)
+			}
+		}
+
+		// A new version with reuse_key has the same public key.
+		if _, err := c.CreateCertificate(ctxT(t), name, azcertificates.CreateCertificateParameters{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		waitOperation(t, c, name, notInProgress)
+		second, _ := c.GetCertificate(ctxT(t), name, "", nil)
+		a, _ := x509.ParseCertificate(first.CER)
+		b, _ := x509.ParseCertificate(second.CER)
+		if second.ID.Version() == first.ID.Version() || a.SerialNumber.Cmp(b.SerialNumber) == 0 {
+			t.Fatalf("no new version")
+		}
+		if !a.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(b.PublicKey) {
+			t.Errorf("reuse_key made a new key")
+		}
+	}
+
+	// Disabling the current version disables its secret too.
+	upd, err := c.UpdateCertificate(ctxT(t), "sealed-pkcs12", "", azcertificates.UpdateCertificateParameters{
+		CertificateAttributes: &azcertificates.CertificateAttributes{Enabled: to.Ptr(false)},
+		Tags:                  map[string]*string{"state": to.Ptr("off")},
+	}, nil)
+	if err != nil || *upd.Attributes.Enabled || deref(upd.Tags["state"]) != "off" {
+		t.Fatalf("UpdateCertificate = %+v, %v", upd.Attributes, err)
+	}
+	if _, err := tv.secrets.GetSecret(ctxT(t), "sealed-pkcs12", "", nil); statusOf(err) != http.StatusForbidden {
+		t.Errorf("secret of a disabled certificate: %v, want 403", err)
 	}
 }
