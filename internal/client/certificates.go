@@ -1,8 +1,6 @@
 package client
 
 import (
-	"errors"
-
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
 )
@@ -10,17 +8,7 @@ import (
 // Certificates returns an azcertificates client for vaultURL (c.VaultURL
 // when empty), wired as Secrets wires its client.
 func (c Credentials) Certificates(vaultURL string) (*azcertificates.Client, error) {
-	if vaultURL == "" {
-		vaultURL = c.VaultURL
-	}
-	if vaultURL == "" {
-		return nil, errors.New("no vault URL: give --vault-url")
-	}
-	hc, err := Transport(c.CAFile)
-	if err != nil {
-		return nil, err
-	}
-	cred, err := c.Credential(hc)
+	vaultURL, hc, cred, err := c.sdkParts(vaultURL)
 	if err != nil {
 		return nil, err
 	}
