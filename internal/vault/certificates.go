@@ -524,25 +524,10 @@ func (s *Service) ListCertificateVersions(ctx context.Context, vault, name, afte
 		if err != nil {
 			return err
 		}
-		prefix := nameKey(name) + "/"
-		start := ""
-		if after != "" {
-			start = prefix + after
-		}
-		var scanErr error
-		err = tx.Scan(certVersionsBucket(vault), prefix, start, func(_ string, raw []byte) bool {
-			if len(items) == max {
-				next = items[len(items)-1].Version
-				return false
-			}
-			var rec certVersion
-			if scanErr = unmarshal(raw, &rec); scanErr != nil {
-				return false
-			}
+		next, err = scanVersions(tx, certVersionsBucket(vault), name, after, max, func(rec *certVersion) {
 			items = append(items, rec.properties(head.Name, v))
-			return true
 		})
-		return errors.Join(err, scanErr)
+		return err
 	})
 	return items, next, err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate/internal/store"
@@ -330,27 +331,43 @@ func (s *Service) ListSecretVersions(ctx context.Context, vault, name, after str
 		if head.Deleted != nil {
 			return secretNotFound(head.Name)
 		}
-		prefix := nameKey(name) + "/"
-		start := ""
-		if after != "" {
-			start = prefix + after
-		}
-		var scanErr error
-		err = tx.Scan(versionsBucket(vault), prefix, start, func(_ string, raw []byte) bool {
-			if len(items) == max {
-				next = items[len(items)-1].Version
-				return false
-			}
-			var rec secretVersion
-			if scanErr = unmarshal(raw, &rec); scanErr != nil {
-				return false
-			}
+		next, err = scanVersions(tx, versionsBucket(vault), name, after, max, func(rec *secretVersion) {
 			items = append(items, rec.properties(head.Name, v))
-			return true
 		})
-		return errors.Join(err, scanErr)
+		return err
 	})
 	return items, next, err
+}
+
+// scanVersions calls emit with up to max version records of the object
+// called name in bucket, in version order, after the version after. It
+// returns the version to continue after, empty on the last page.
+func scanVersions[R any](tx store.Tx, bucket, name, after string, max int, emit func(*R)) (string, error) {
+	prefix := nameKey(name) + "/"
+	start := ""
+	if after != "" {
+		start = prefix + after
+	}
+	var (
+		count      int
+		last, next string
+		scanErr    error
+	)
+	err := tx.Scan(bucket, prefix, start, func(key string, raw []byte) bool {
+		if count == max {
+			next = last
+			return false
+		}
+		rec := new(R)
+		if scanErr = unmarshal(raw, rec); scanErr != nil {
+			return false
+		}
+		emit(rec)
+		last = strings.TrimPrefix(key, prefix)
+		count++
+		return true
+	})
+	return next, errors.Join(err, scanErr)
 }
 
 func (r *secretVersion) properties(name string, v *Vault) SecretProperties {
