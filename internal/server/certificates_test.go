@@ -728,3 +728,47 @@ func TestExportableReuseKeyAndDisable(t *testing.T) {
 		t.Errorf("secret of a disabled certificate: %v, want 403", err)
 	}
 }
+
+// TestCertificateListPaging follows nextLink through certificates and
+// versions one at a time.
+func TestCertificateListPaging(t *testing.T) {
+	tv := startVault(t, "")
+	ca := newOutsideCA(t)
+	now := time.Now()
+	for _, name := range []string{"page-a", "page-b", "page-c", "page-c"} {
+		b := ca.issue(t, name+".example", pki.KeySpec{Type: pki.KeyTypeEC, Curve: pki.CurveP256}, now.Add(-time.Hour), now.Add(time.Hour))
+		p, _ := b.EncodePEM()
+		if st := tv.rawJSON(t, "POST", "/certificates/"+name+"/import"+cq, importBody(string(p), ""), nil); st != http.StatusOK {
+			t.Fatalf("import %s: %d", name, st)
+		}
+	}
+	follow := func(path string) []string {
+		var ids []string
+		next := tv.srv.URL() + path
+		for range 10 {
+			var page struct {
+				Value    []struct{ ID string }
+				NextLink string
+			}
+			if st := tv.rawJSON(t, "GET", strings.TrimPrefix(next, tv.srv.URL()), "", &page); st != http.StatusOK {
+				t.Fatalf("GET %s: %d", next, st)
+			}
+			if len(page.Value) > 1 {
+				t.Errorf("page of %d items with maxresults=1", len(page.Value))
+			}
+			for _, v := range page.Value {
+				ids = append(ids, v.ID)
+			}
+			if next = page.NextLink; next == "" {
+				break
+			}
+		}
+		return ids
+	}
+	if ids := follow("/certificates" + cq + "&maxresults=1"); len(ids) != 3 || !strings.HasSuffix(ids[2], "/certificates/page-c") {
+		t.Errorf("certificates paged as %v", ids)
+	}
+	if ids := follow("/certificates/page-c/versions" + cq + "&maxresults=1"); len(ids) != 2 || ids[0] == ids[1] {
+		t.Errorf("versions paged as %v", ids)
+	}
+}
