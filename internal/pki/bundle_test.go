@@ -266,3 +266,14 @@ func TestJWKOfECKeyHasPaddedCoordinates(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseSubject(f *testing.F) {
+	f.Add(`CN=www.example.com, O="Example, Inc."; C=US`)
+	f.Add(`CN=a\,b`)
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseSubject(s)
+		if err == nil && len(n.Country) > 0 && len(n.Country[0]) != 2 {
+			t.Fatalf("accepted country %q", n.Country[0])
+		}
+	})
+}

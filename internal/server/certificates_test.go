@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +147,9 @@ func TestImportPFXAndPEM(t *testing.T) {
 	}
 	if versions := listVersions(t, c, "pem-any-order"); len(versions) != 2 {
 		t.Errorf("%d versions after two imports", len(versions))
+	}
+	if logs := tv.logs.String(); strings.Contains(logs, "s3cret") || strings.Contains(logs, "PRIVATE KEY") {
+		t.Errorf("a PFX password or private key reached the log")
 	}
 }
 
@@ -770,5 +774,30 @@ func TestCertificateListPaging(t *testing.T) {
 	}
 	if ids := follow("/certificates/page-c/versions" + cq + "&maxresults=1"); len(ids) != 2 || ids[0] == ids[1] {
 		t.Errorf("versions paged as %v", ids)
+	}
+}
+
+// TestRenewalAfterRestart: the scheduler keeps no state of its own, so a
+// renewal that fell due while the vault was down happens after it starts.
+func TestRenewalAfterRestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	tv := startVault(t, dir)
+	c := tv.certs()
+	pol := certPolicy(pki.KeySpec{Type: pki.KeyTypeEC, Curve: pki.CurveP256}, "Self", "restart.example", "application/x-pkcs12")
+	if _, err := c.CreateCertificate(ctxT(t), "restarted", azcertificates.CreateCertificateParameters{CertificatePolicy: pol}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitOperation(t, c, "restarted", notInProgress)
+	tv.stop()
+
+	tv2 := startVault(t, dir)
+	tv2.clock.Advance(330 * 24 * time.Hour) // past the default 80% of the lifetime
+	tv2.srv.RunCertificateJobs(ctxLong(t))
+	tv2.connect()
+	if v := listVersions(t, tv2.certs(), "restarted"); len(v) != 2 {
+		t.Errorf("%d versions after a restart past the renewal point, want 2", len(v))
+	}
+	if strings.Contains(tv.logs.String()+tv2.logs.String(), "BEGIN PRIVATE KEY") {
+		t.Errorf("a private key reached the log")
 	}
 }
