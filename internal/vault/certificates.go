@@ -141,6 +141,10 @@ func decodeImport(value, password string) (*pki.Bundle, string, error) {
 	if err != nil {
 		return nil, "", badParameter("value: neither PEM text nor a base64-encoded PFX")
 	}
+	if strings.HasPrefix(strings.TrimSpace(string(der)), "-----BEGIN") {
+		// PEM sent base64-encoded, as some clients do with every file.
+		return decodeImport(string(der), password)
+	}
 	b, err := pki.DecodePFX(der, password)
 	if errors.Is(err, pki.ErrWrongPassword) {
 		if password == "" {
