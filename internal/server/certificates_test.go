@@ -89,6 +89,7 @@ func TestImportPFXAndPEM(t *testing.T) {
 		{"pfx-rc2-nopassword", pfx(pkcs12.LegacyRC2, ""), "", "application/x-pkcs12"},
 		{"pfx-3des-password", pfx(pkcs12.LegacyDES, "s3cret"), "s3cret", "application/x-pkcs12"},
 		{"pem-any-order", string(pemText), "", "application/x-pem-file"},
+		{"pem-sent-as-base64", base64.StdEncoding.EncodeToString(pemText), "", "application/x-pem-file"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
