@@ -20,6 +20,7 @@ import (
 	"github.com/keygate/keygate/internal/authz"
 	"github.com/keygate/keygate/internal/identity"
 	"github.com/keygate/keygate/internal/manage"
+	"github.com/keygate/keygate/internal/renew"
 	"github.com/keygate/keygate/internal/seal"
 	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/vault"
@@ -74,6 +75,10 @@ type Config struct {
 	// are purged. Default one hour.
 	PurgeInterval time.Duration
 
+	// RenewInterval is how often certificate lifetime actions are checked
+	// when nothing wakes the scheduler sooner. Default renew.DefaultInterval.
+	RenewInterval time.Duration
+
 	// TokenLifetime is the lifetime of issued access tokens; zero means the
 	// authority's default.
 	TokenLifetime time.Duration
@@ -99,6 +104,7 @@ type Server struct {
 	st        store.Store
 	authority *identity.Authority
 	vaults    *vault.Service
+	renewer   *renew.Scheduler
 	listener  net.Listener
 	http      *http.Server
 
@@ -154,6 +160,12 @@ func (s *Server) CAFile() string { return s.dir.caFile() }
 // Authority is the server's identity authority, known once Open has
 // returned.
 func (s *Server) Authority() *identity.Authority { return s.authority }
+
+// RunCertificateJobs runs the certificate jobs due at the server's clock
+// (renewals, lifetime events, creations) and waits for them, as the
+// scheduler does on its own every RenewInterval. Tests that drive the
+// clock call it.
+func (s *Server) RunCertificateJobs(ctx context.Context) { s.renewer.RunOnce(ctx) }
 
 // Run opens the server and serves until ctx is done.
 func (s *Server) Run(ctx context.Context) error {
@@ -297,6 +309,11 @@ func (s *Server) openServices(ctx context.Context, sealer *seal.Sealer) error {
 		Store: s.st, Sealer: sealer, BackupSealer: backup,
 		Now: s.now, Logger: s.log.With("component", "vault"),
 	})
+	notifier, _ := s.st.(store.Notifier)
+	s.renewer = renew.New(renew.Config{
+		Vaults: s.vaults, Notifier: notifier, Interval: s.cfg.RenewInterval,
+		Logger: s.log.With("component", "renew"),
+	})
 	return s.ensureAdmin(ctx)
 }
 
@@ -337,6 +354,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		wg.Wait()
 	}()
 	wg.Go(func() { s.vaults.RunPurger(bg, s.cfg.PurgeInterval) })
+	wg.Go(func() { s.renewer.Run(bg) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.ServeTLS(s.listener, "", "") }()

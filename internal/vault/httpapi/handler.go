@@ -87,6 +87,8 @@ func New(cfg Config) *Handler {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	h.routes()
+	h.certificateRoutes()
+	h.keyRoutes()
 	return h
 }
 
@@ -102,6 +104,11 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("/secrets/", h)
 	mux.Handle("/deletedsecrets", h)
 	mux.Handle("/deletedsecrets/", h)
+	mux.Handle("/certificates", h)
+	mux.Handle("/certificates/", h)
+	mux.Handle("/deletedcertificates", h)
+	mux.Handle("/deletedcertificates/", h)
+	mux.Handle("/keys/", h)
 }
 
 // call is what the checks before an operation established about a request.
