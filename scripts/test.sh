@@ -12,6 +12,11 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
+# The certificate tests hand what the vault writes to Debian's openssl.
+if ! command -v openssl >/dev/null; then
+	apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+fi
+
 # One PostgreSQL for every package that tests against it, on loopback in a
 # temporary folder, stopped on the way out.
 pgdir=$(mktemp -d /tmp/keygate-pg.XXXXXX)

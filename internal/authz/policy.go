@@ -155,6 +155,20 @@ func Allows(policies []AccessPolicy, p Principal, kind, perm string) bool {
 		if containsFold(granted, perm) || containsFold(granted, PermissionAll) {
 			return true
 		}
+		if kind == KindCertificates && isIssuerPermission(perm) && containsFold(granted, CertificateManageIssuers) {
+			return true
+		}
+	}
+	return false
+}
+
+// isIssuerPermission reports whether perm is one of the issuer
+// permissions that manageissuers grants as a whole, as in Key Vault.
+func isIssuerPermission(perm string) bool {
+	for _, p := range []string{CertificateGetIssuers, CertificateListIssuers, CertificateSetIssuers, CertificateDeleteIssuers} {
+		if strings.EqualFold(p, perm) {
+			return true
+		}
 	}
 	return false
 }

@@ -97,17 +97,7 @@ func (c Credentials) Credential(hc *http.Client) (azcore.TokenCredential, error)
 
 // Secrets returns an azsecrets client for vaultURL (c.VaultURL when empty).
 func (c Credentials) Secrets(vaultURL string) (*azsecrets.Client, error) {
-	if vaultURL == "" {
-		vaultURL = c.VaultURL
-	}
-	if vaultURL == "" {
-		return nil, errors.New("no vault URL: give --vault-url")
-	}
-	hc, err := Transport(c.CAFile)
-	if err != nil {
-		return nil, err
-	}
-	cred, err := c.Credential(hc)
+	vaultURL, hc, cred, err := c.sdkParts(vaultURL)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +107,27 @@ func (c Credentials) Secrets(vaultURL string) (*azsecrets.Client, error) {
 		// subdomain of its challenge's resource; see the README.
 		DisableChallengeResourceVerification: NeedsVerificationOff(vaultURL),
 	})
+}
+
+// sdkParts returns what every SDK client of the vault is built from: the
+// vault URL (c.VaultURL when vaultURL is empty), a transport that trusts
+// the vault's CA, and a credential.
+func (c Credentials) sdkParts(vaultURL string) (string, *http.Client, azcore.TokenCredential, error) {
+	if vaultURL == "" {
+		vaultURL = c.VaultURL
+	}
+	if vaultURL == "" {
+		return "", nil, nil, errors.New("no vault URL: give --vault-url")
+	}
+	hc, err := Transport(c.CAFile)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	cred, err := c.Credential(hc)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return vaultURL, hc, cred, nil
 }
 
 // NeedsVerificationOff reports whether the SDK's challenge resource

@@ -121,3 +121,52 @@ func randomSerial() *big.Int {
 	b[0] &= 0x7f
 	return new(big.Int).SetBytes(b)
 }
+
+// NewIntermediate makes an intermediate CA under ca with an ECDSA P-384
+// key, valid from now for the given duration but never past ca's own
+// expiry. It may sign end-entity certificates only (path length zero).
+func (ca *CA) NewIntermediate(commonName string, now time.Time, validity time.Duration) (*CA, error) {
+	key, err := GenerateKey(KeySpec{Type: KeyTypeEC, Curve: CurveP384})
+	if err != nil {
+		return nil, err
+	}
+	notAfter := now.Add(validity)
+	if notAfter.After(ca.Cert.NotAfter) {
+		notAfter = ca.Cert.NotAfter
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          randomSerial(),
+		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"keygate"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            0,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("signing intermediate certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("parsing intermediate certificate: %w", err)
+	}
+	return &CA{Cert: cert, Key: key}, nil
+}
+
+// Sign issues a certificate from template for pub, signed by ca. The
+// certificate's validity is cut to end no later than ca's.
+func (ca *CA) Sign(template *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
+	t := *template
+	if t.NotAfter.After(ca.Cert.NotAfter) {
+		t.NotAfter = ca.Cert.NotAfter
+	}
+	t.IsCA = false
+	der, err := x509.CreateCertificate(rand.Reader, &t, ca.Cert, pub, ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("signing certificate: %w", err)
+	}
+	return x509.ParseCertificate(der)
+}

@@ -10,11 +10,13 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/keygate/keygate/internal/audit"
 	"github.com/keygate/keygate/internal/manage"
+	"github.com/keygate/keygate/internal/pki"
 	"github.com/keygate/keygate/internal/server"
 )
 
@@ -34,6 +36,25 @@ func (tv *testVault) loopbackClient() *http.Client {
 		return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
 	}
 	return &http.Client{Transport: tr}
+}
+
+// certificatesAt returns an administrator's azcertificates client for
+// vaultURL, reached through loopbackClient.
+func (tv *testVault) certificatesAt(vaultURL string) *azcertificates.Client {
+	tv.t.Helper()
+	hc := tv.loopbackClient()
+	cred, err := tv.creds.Credential(hc)
+	if err != nil {
+		tv.t.Fatal(err)
+	}
+	c, err := azcertificates.NewClient(vaultURL, cred, &azcertificates.ClientOptions{
+		ClientOptions:                        azcore.ClientOptions{Transport: hc},
+		DisableChallengeResourceVerification: true,
+	})
+	if err != nil {
+		tv.t.Fatal(err)
+	}
+	return c
 }
 
 // secretsAt returns an administrator's azsecrets client for vaultURL,
@@ -67,7 +88,7 @@ func TestVaultLifecycle(t *testing.T) {
 			"tenantId": tv.creds.TenantID, "sku": map[string]any{"family": "A", "name": "standard"},
 			"softDeleteRetentionInDays": 30, "enabledForTemplateDeployment": true,
 			"accessPolicies": []any{map[string]any{"tenantId": tv.creds.TenantID, "objectId": adminOID,
-				"permissions": map[string]any{"secrets": []string{"all"}}}},
+				"permissions": map[string]any{"secrets": []string{"all"}, "certificates": []string{"all"}}}},
 		},
 	})
 	p := props(doc)
@@ -121,6 +142,24 @@ func TestVaultLifecycle(t *testing.T) {
 		t.Errorf("deleted secret after retention change: %v", err)
 	}
 
+	// A certificate in team, created by policy; its audit records name
+	// Key Vault's operations.
+	certs := tv.certificatesAt(p["vaultUri"].(string))
+	pol := certPolicy(pki.KeySpec{Type: pki.KeyTypeEC, Curve: pki.CurveP256}, "Self", "team.example", "application/x-pem-file")
+	if _, err := certs.CreateCertificate(ctx, "team-cert", azcertificates.CreateCertificateParameters{CertificatePolicy: pol}, nil); err != nil {
+		t.Fatalf("CreateCertificate in team: %v", err)
+	}
+	waitOperation(t, certs, "team-cert", notInProgress)
+	if _, err := certs.GetCertificate(ctx, "team-cert", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"CertificateCreate", "CertificatePendingGet", "CertificateGet"} {
+		rec := tv.mustFindAudit(op, func(r audit.Record) bool { return r.Operation == op && r.Vault == "team" })
+		if rec.ObjectName != "team-cert" || rec.Status >= 300 {
+			t.Errorf("audit record of %s: %+v", op, rec)
+		}
+	}
+
 	// Delete: everything in it goes, and a new vault of that name is empty.
 	tv.mustManage(http.StatusOK, "DELETE", "/vaults/team", nil)
 	tv.mustManage(http.StatusNotFound, "GET", "/vaults/team", nil)
@@ -129,10 +168,13 @@ func TestVaultLifecycle(t *testing.T) {
 	}
 	tv.mustManage(http.StatusCreated, "PUT", "/vaults/team", map[string]any{"properties": map[string]any{
 		"accessPolicies": []any{map[string]any{"tenantId": tv.creds.TenantID, "objectId": adminOID,
-			"permissions": map[string]any{"secrets": []string{"all"}}}},
+			"permissions": map[string]any{"secrets": []string{"all"}, "certificates": []string{"all"}}}},
 	}})
 	if _, err := team.GetDeletedSecret(ctx, "only-in-team", nil); statusOf(err) != http.StatusNotFound {
 		t.Errorf("a new vault of a deleted vault's name holds its deleted secret: %v", err)
+	}
+	if _, err := certs.GetCertificate(ctx, "team-cert", "", nil); statusOf(err) != http.StatusNotFound {
+		t.Errorf("a new vault of a deleted vault's name holds its certificate: %v", err)
 	}
 	tv.mustManage(http.StatusBadRequest, "DELETE", "/vaults/default", nil)
 

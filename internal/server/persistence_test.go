@@ -9,8 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,8 +27,11 @@ import (
 const childDirEnv = "KEYGATE_TEST_CHILD_DIR"
 
 // childStoreEnv carries the store URL to the child, when not the embedded
-// store.
-const childStoreEnv = "KEYGATE_TEST_CHILD_STORE"
+// store; childURLEnv its public URL, for replicas behind one address.
+const (
+	childStoreEnv = "KEYGATE_TEST_CHILD_STORE"
+	childURLEnv   = "KEYGATE_TEST_CHILD_URL"
+)
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(childDirEnv); dir != "" {
@@ -48,16 +49,20 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runChild serves a vault from dir and writes its URL to dir/../url once
-// it is ready; it runs until killed.
+// runChild serves a vault from dir and, once it is ready, writes its URL
+// to dir/../url and its listening address to dir/../addr; it runs until
+// killed. The master key comes from server.MasterKeyEnv when set.
 func runChild(dir string) {
-	srv := server.New(server.Config{DataDir: dir, Listen: "127.0.0.1:0", StoreURL: os.Getenv(childStoreEnv),
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	srv := server.New(server.Config{DataDir: dir, Listen: "127.0.0.1:0",
+		StoreURL: os.Getenv(childStoreEnv), PublicURL: os.Getenv(childURLEnv),
+		MasterKey: os.Getenv(server.MasterKeyEnv),
+		Logger:    slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	ctx := context.Background()
 	if err := srv.Open(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(2)
 	}
+	os.WriteFile(filepath.Join(filepath.Dir(dir), "addr"), []byte(srv.Addr()), 0o600)
 	os.WriteFile(filepath.Join(filepath.Dir(dir), "url"), []byte(srv.URL()), 0o600)
 	srv.Serve(ctx)
 }
@@ -206,37 +211,9 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		mu    sync.Mutex
-		acked = map[string]string{}
-		wg    sync.WaitGroup
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for w := range 8 {
-		wg.Go(func() {
-			for i := 0; ctx.Err() == nil && i < 400; i++ {
-				name, value := fmt.Sprintf("w%d-%d", w, i), fmt.Sprintf("value-%d-%d", w, i)
-				r, err := c.SetSecret(ctx, name, azsecrets.SetSecretParameters{Value: &value}, nil)
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				acked[name+"/"+r.ID.Version()] = value
-				mu.Unlock()
-			}
-		})
-	}
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 200 })
-	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	child.Wait()
-	wg.Wait()
+	acked := writeUntilKilled(t, c, child)
 
 	tv2 := startVault(t, dir)
-	mu.Lock()
-	defer mu.Unlock()
 	t.Logf("%d writes acknowledged before the kill", len(acked))
 	for key, want := range acked {
 		name, version, _ := strings.Cut(key, "/")

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/keygate/keygate/internal/authz"
 	"github.com/keygate/keygate/internal/identity"
 	"github.com/keygate/keygate/internal/manage"
+	"github.com/keygate/keygate/internal/renew"
 	"github.com/keygate/keygate/internal/seal"
 	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/vault"
@@ -46,6 +48,14 @@ type Config struct {
 	// by IP address and must disable that verification.
 	Hostname string
 
+	// PublicURL is the URL clients reach the vault by when that is not
+	// Hostname at the listening port: a load balancer in front of several
+	// replicas, say, which must all be given the same PublicURL so that a
+	// token one issues is valid at the others. It is an https origin with
+	// no path; its host goes into the server certificate as well. Empty
+	// derives the URL from Hostname (or the listening address) and port.
+	PublicURL string
+
 	// TLSCertFile and TLSKeyFile are the operator's server certificate and
 	// key in PEM. Empty means a certificate issued by the local CA.
 	TLSCertFile string
@@ -66,6 +76,10 @@ type Config struct {
 	// PurgeInterval is how often soft-deleted objects past their retention
 	// are purged. Default one hour.
 	PurgeInterval time.Duration
+
+	// RenewInterval is how often certificate lifetime actions are checked
+	// when nothing wakes the scheduler sooner. Default renew.DefaultInterval.
+	RenewInterval time.Duration
 
 	// TokenLifetime is the lifetime of issued access tokens; zero means the
 	// authority's default.
@@ -103,6 +117,7 @@ type Server struct {
 	st        store.Store
 	authority *identity.Authority
 	vaults    *vault.Service
+	renewer   *renew.Scheduler
 	listener  net.Listener
 	http      *http.Server
 	agent     *agent.Agent // nil unless Config.AgentListen is set
@@ -140,6 +155,10 @@ func New(cfg Config) *Server {
 // URL is the vault's URL, known once Open has returned.
 func (s *Server) URL() string { return s.vaultURL }
 
+// Addr is the address the server listens on, known once Open has
+// returned. Behind a load balancer it differs from URL's.
+func (s *Server) Addr() string { return s.addr }
+
 // AuthorityHost is the identity authority's host URL (with a trailing
 // slash, as azidentity takes it), known once Open has returned.
 func (s *Server) AuthorityHost() string { return s.authorityHost }
@@ -159,6 +178,12 @@ func (s *Server) CAFile() string { return s.dir.caFile() }
 // Authority is the server's identity authority, known once Open has
 // returned.
 func (s *Server) Authority() *identity.Authority { return s.authority }
+
+// RunCertificateJobs runs the certificate jobs due at the server's clock
+// (renewals, lifetime events, creations) and waits for them, as the
+// scheduler does on its own every RenewInterval. Tests that drive the
+// clock call it.
+func (s *Server) RunCertificateJobs(ctx context.Context) { s.renewer.RunOnce(ctx) }
 
 // Run opens the server and serves until ctx is done.
 func (s *Server) Run(ctx context.Context) error {
@@ -180,6 +205,9 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	}()
 
 	// The data folder and the store, with the key that seals it.
+	if err := checkPublicURL(s.cfg.PublicURL); err != nil {
+		return err
+	}
 	if err := s.dir.prepare(); err != nil {
 		return err
 	}
@@ -222,7 +250,8 @@ func (s *Server) Open(ctx context.Context) (err error) {
 }
 
 // setURLs derives the vault URL, the authority host and the resource from
-// the configured host name or the listening address.
+// the public URL, or else the configured host name or the listening
+// address.
 func (s *Server) setURLs() {
 	host, port, _ := net.SplitHostPort(s.addr)
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
@@ -232,9 +261,37 @@ func (s *Server) setURLs() {
 		host = s.cfg.Hostname
 	}
 	origin := "https://" + net.JoinHostPort(host, port)
+	if s.cfg.PublicURL != "" {
+		u, _ := url.Parse(s.cfg.PublicURL) // checked by checkPublicURL
+		origin = "https://" + u.Host
+		host, port = u.Hostname(), u.Port()
+	}
 	s.vaultURL = origin
 	s.authorityHost = origin + "/"
-	s.resource = "https://" + net.JoinHostPort(resourceHost(host), port)
+	s.resource = "https://" + resourceHost(host)
+	if port != "" {
+		s.resource = "https://" + net.JoinHostPort(resourceHost(host), port)
+	}
+}
+
+// checkPublicURL refuses a public URL the SDKs could not use: the vault
+// must be served over HTTPS at the root of its host.
+func checkPublicURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("public URL %q: not a URL", raw)
+	case u.Scheme != "https":
+		return fmt.Errorf("public URL %q: must be https", raw)
+	case u.Hostname() == "":
+		return fmt.Errorf("public URL %q: has no host", raw)
+	case strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return fmt.Errorf("public URL %q: must be an origin (https://HOST[:PORT]): the Key Vault SDKs expect the vault at the root of its host", raw)
+	}
+	return nil
 }
 
 // resourceHost is the host the challenge names as resource: the parent
@@ -272,6 +329,11 @@ func (s *Server) openServices(ctx context.Context, sealer *seal.Sealer) error {
 	s.vaults = vault.New(vault.Config{
 		Store: s.st, Sealer: sealer, BackupSealer: backup,
 		Now: s.now, Logger: s.log.With("component", "vault"),
+	})
+	notifier, _ := s.st.(store.Notifier)
+	s.renewer = renew.New(renew.Config{
+		Vaults: s.vaults, Notifier: notifier, Interval: s.cfg.RenewInterval,
+		Logger: s.log.With("component", "renew"),
 	})
 	return s.ensureAdmin(ctx)
 }
@@ -321,6 +383,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		wg.Wait()
 	}()
 	wg.Go(func() { s.vaults.RunPurger(bg, s.cfg.PurgeInterval) })
+	wg.Go(func() { s.renewer.Run(bg) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.ServeTLS(s.listener, "", "") }()

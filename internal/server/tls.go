@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"slices"
 	"time"
 
 	"github.com/keygate/keygate/internal/pki"
@@ -52,14 +54,22 @@ func (s *Server) serverCertificate(ctx context.Context, st store.Store, sealer *
 }
 
 // certNames lists the names the server certificate covers: the configured
-// host name, localhost, the names of the other vaults (*.DOMAIN, see
-// vault_hosts.go), the listening address, and loopback.
+// host name, the public URL's host, localhost, the names of the other
+// vaults (*.DOMAIN, see vault_hosts.go), the listening address, and
+// loopback.
 func (s *Server) certNames() ([]string, []net.IP) {
 	names := []string{"localhost", "*." + s.vaultDomain()}
 	if s.cfg.Hostname != "" {
 		names = append([]string{s.cfg.Hostname}, names...)
 	}
 	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	if u, err := url.Parse(s.cfg.PublicURL); err == nil && u.Hostname() != "" {
+		if ip := net.ParseIP(u.Hostname()); ip != nil {
+			ips = append(ips, ip)
+		} else if !slices.Contains(names, u.Hostname()) {
+			names = append([]string{u.Hostname()}, names...)
+		}
+	}
 	host, _, _ := net.SplitHostPort(s.addr)
 	if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() && !ip.IsUnspecified() {
 		ips = append(ips, ip)

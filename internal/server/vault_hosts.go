@@ -3,6 +3,7 @@ package server
 import (
 	"net"
 	"net/netip"
+	"net/url"
 	"strings"
 
 	"github.com/keygate/keygate/internal/vault"
@@ -11,25 +12,33 @@ import (
 // Several vaults are served on one listener, each at a host name of its
 // own, as Key Vault serves NAME.vault.azure.net:
 //
-//   - The default vault is at the server's bare address: its --hostname,
-//     localhost, and any IP address.
+//   - The default vault is at the server's bare address: its --hostname
+//     (or its public URL's host), localhost, and any IP address.
 //   - Vault NAME is at NAME.DOMAIN, where DOMAIN is the resource host the
-//     bearer challenge names: the parent domain of --hostname (vault team
-//     of a server kv.vault.example.internal is team.vault.example.internal),
-//     or localhost when the server has no host name (team.localhost, which
-//     clients reach by setting the Host, or a hosts-file entry).
+//     bearer challenge names: the parent domain of the server's host name
+//     (vault team of a server kv.vault.example.internal is
+//     team.vault.example.internal), or localhost when the server is reached
+//     by IP address (team.localhost, which clients reach by setting the
+//     Host, or a hosts-file entry).
 //
 // With --hostname, NAME.DOMAIN is a subdomain of the challenge's resource,
 // so the Go SDK keeps challenge verification on. The server certificate
 // the local CA issues covers *.DOMAIN.
 
+// publicHost is the host of the URL clients reach the default vault by,
+// lower-cased, once Open has set it.
+func (s *Server) publicHost() string {
+	u, err := url.Parse(s.vaultURL)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+}
+
 // vaultDomain is DOMAIN above.
 func (s *Server) vaultDomain() string {
-	if s.cfg.Hostname == "" {
-		return "localhost"
-	}
-	host := strings.ToLower(strings.TrimSuffix(s.cfg.Hostname, "."))
-	if net.ParseIP(host) != nil {
+	host := s.publicHost()
+	if host == "" || host == "localhost" || net.ParseIP(host) != nil {
 		return "localhost"
 	}
 	return resourceHost(host)
@@ -39,8 +48,7 @@ func (s *Server) vaultDomain() string {
 // the server's own host name when that is NAME.DOMAIN, which addresses the
 // default vault.
 func (s *Server) reservedVaultNames() []string {
-	host := strings.ToLower(strings.TrimSuffix(s.cfg.Hostname, "."))
-	if label, rest, ok := strings.Cut(host, "."); ok && rest == s.vaultDomain() {
+	if label, rest, ok := strings.Cut(s.publicHost(), "."); ok && rest == s.vaultDomain() {
 		return []string{label}
 	}
 	return nil
@@ -73,11 +81,14 @@ func (s *Server) vaultForHost(hostport string) string {
 
 // VaultURL is the URL clients reach the vault called name at, known once
 // Open has returned: the server's URL for the default vault, else
-// https://NAME.DOMAIN:PORT.
+// https://NAME.DOMAIN with the port of the server's URL.
 func (s *Server) VaultURL(name string) string {
 	if name == vault.DefaultVault {
 		return s.vaultURL
 	}
-	_, port, _ := net.SplitHostPort(s.addr)
-	return "https://" + net.JoinHostPort(name+"."+s.vaultDomain(), port)
+	u, err := url.Parse(s.vaultURL)
+	if err != nil || u.Port() == "" {
+		return "https://" + name + "." + s.vaultDomain()
+	}
+	return "https://" + net.JoinHostPort(name+"."+s.vaultDomain(), u.Port())
 }

@@ -46,6 +46,9 @@ func (s *Service) BackupSecret(ctx context.Context, vault, name string) ([]byte,
 		if head.Deleted != nil {
 			return secretNotFound(head.Name)
 		}
+		if head.Managed {
+			return managedSecret("backup")
+		}
 		b = secretBackup{Format: 1, Name: head.Name, Current: head.Current, Created: head.Created}
 		return s.collectVersions(tx, vault, head.Name, &b)
 	})
@@ -108,11 +111,16 @@ func (s *Service) RestoreSecret(ctx context.Context, vault string, blob []byte) 
 			}
 		}
 		head := &secretHead{Name: b.Name, Current: b.Current, Created: b.Created}
-		return putJSON(tx, secretsBucket(vault), nameKey(b.Name), head)
+		if err := putJSON(tx, secretsBucket(vault), nameKey(b.Name), head); err != nil {
+			return err
+		}
+		return recordEvent(tx, vault, Event{Time: s.now().UTC(), Type: EventNewVersion, Kind: KindSecret,
+			Name: b.Name, Version: b.Current, Detail: "restored from backup"})
 	})
 	if err != nil {
 		return SecretProperties{}, err
 	}
+	s.notifyEvents(ctx, vault)
 	return current.properties(b.Name, v), nil
 }
 

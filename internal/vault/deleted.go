@@ -26,6 +26,9 @@ func (s *Service) DeleteSecret(ctx context.Context, vault, name string) (Deleted
 		if head.Deleted != nil {
 			return secretNotFound(head.Name)
 		}
+		if head.Managed {
+			return managedSecret("delete")
+		}
 		head.Deleted = &deletion{Date: now, ScheduledPurge: now.Add(v.Retention())}
 		if err := putJSON(tx, secretsBucket(vault), nameKey(name), head); err != nil {
 			return err
@@ -34,8 +37,11 @@ func (s *Service) DeleteSecret(ctx context.Context, vault, name string) (Deleted
 			return err
 		}
 		out = deletedSecret(head, rec, v)
-		return nil
+		return recordEvent(tx, vault, Event{Time: now, Type: EventDeleted, Kind: KindSecret, Name: head.Name})
 	})
+	if err == nil {
+		s.notifyEvents(ctx, vault)
+	}
 	return out, err
 }
 
@@ -93,13 +99,22 @@ func (s *Service) RecoverSecret(ctx context.Context, vault, name string) (Secret
 		if head.Deleted == nil {
 			return errorf(ErrNotFound, "deleted secret %s not found", head.Name)
 		}
+		if head.Managed {
+			return managedSecret("recover")
+		}
 		if err := tx.Delete(purgeBucket(vault), purgeKey(head.Deleted.ScheduledPurge, "secret", name)); err != nil {
 			return err
 		}
 		head.Deleted = nil
 		out = rec.properties(head.Name, v)
-		return putJSON(tx, secretsBucket(vault), nameKey(name), head)
+		if err := putJSON(tx, secretsBucket(vault), nameKey(name), head); err != nil {
+			return err
+		}
+		return recordEvent(tx, vault, Event{Time: s.now().UTC(), Type: EventRecovered, Kind: KindSecret, Name: head.Name})
 	})
+	if err == nil {
+		s.notifyEvents(ctx, vault)
+	}
 	return out, err
 }
 
@@ -109,7 +124,7 @@ func (s *Service) PurgeSecret(ctx context.Context, vault, name string) error {
 	if _, err := s.Vault(ctx, vault); err != nil {
 		return err
 	}
-	return s.store.Update(ctx, func(tx store.Tx) error {
+	err := s.store.Update(ctx, func(tx store.Tx) error {
 		head, err := loadSecretHead(tx, vault, name)
 		if err != nil {
 			return err
@@ -117,8 +132,18 @@ func (s *Service) PurgeSecret(ctx context.Context, vault, name string) error {
 		if head.Deleted == nil {
 			return errorf(ErrNotFound, "deleted secret %s not found", head.Name)
 		}
-		return purgeSecret(tx, vault, head)
+		if head.Managed {
+			return managedSecret("purge")
+		}
+		if err := purgeSecret(tx, vault, head); err != nil {
+			return err
+		}
+		return recordEvent(tx, vault, Event{Time: s.now().UTC(), Type: EventPurged, Kind: KindSecret, Name: head.Name})
 	})
+	if err == nil {
+		s.notifyEvents(ctx, vault)
+	}
+	return err
 }
 
 func purgeSecret(tx store.Tx, vault string, head *secretHead) error {
@@ -144,7 +169,8 @@ func purgeSecret(tx store.Tx, vault string, head *secretHead) error {
 // PurgeDue purges every soft-deleted object of vault whose retention ended
 // at or before now, and returns how many it purged.
 func (s *Service) PurgeDue(ctx context.Context, vault string) (int, error) {
-	limit := purgeKey(s.now(), "", "")
+	now := s.now().UTC()
+	limit := purgeKey(now, "", "")
 	purged := 0
 	err := s.store.Update(ctx, func(tx store.Tx) error {
 		purged = 0
@@ -160,18 +186,24 @@ func (s *Service) PurgeDue(ctx context.Context, vault string) (int, error) {
 			return err
 		}
 		for _, key := range due {
-			if err := purgeOne(tx, vault, key); err != nil {
+			if err := purgeOne(tx, vault, key, now); err != nil {
 				return err
 			}
 			purged++
 		}
 		return nil
 	})
+	if err == nil && purged > 0 {
+		s.notifyEvents(ctx, vault)
+	}
 	return purged, err
 }
 
-func purgeOne(tx store.Tx, vault, key string) error {
+func purgeOne(tx store.Tx, vault, key string, now time.Time) error {
 	parts := strings.SplitN(key, "/", 3)
+	if len(parts) == 3 && parts[1] == KindCertificate {
+		return purgeDueCertificate(tx, vault, key, parts[2], now)
+	}
 	if len(parts) != 3 || parts[1] != "secret" {
 		// An entry this version does not know how to purge: leave it for
 		// a version that does rather than lose track of it.
@@ -187,7 +219,10 @@ func purgeOne(tx store.Tx, vault, key string) error {
 	if head.Deleted == nil {
 		return tx.Delete(purgeBucket(vault), key)
 	}
-	return purgeSecret(tx, vault, head)
+	if err := purgeSecret(tx, vault, head); err != nil {
+		return err
+	}
+	return recordEvent(tx, vault, Event{Time: now, Type: EventPurged, Kind: KindSecret, Name: head.Name})
 }
 
 func loadHeadAndCurrent(tx store.Tx, vault, name string) (*secretHead, secretVersion, error) {
@@ -234,6 +269,11 @@ func (s *Service) purgeAll(ctx context.Context) {
 			s.log.Warn("purging deleted objects failed", "vault", name, "err", err)
 		} else if n > 0 {
 			s.log.Info("purged deleted objects after retention", "vault", name, "count", n)
+		}
+		if n, err := s.PruneEvents(ctx, name, s.now().Add(-DefaultEventRetention)); err != nil {
+			s.log.Warn("pruning old events failed", "vault", name, "err", err)
+		} else if n > 0 {
+			s.log.Debug("pruned old events", "vault", name, "count", n)
 		}
 	}
 }

@@ -22,6 +22,10 @@ var (
 
 	// ErrBadParameter: the request names or carries something invalid.
 	ErrBadParameter = errors.New("bad parameter")
+
+	// ErrManaged: the secret belongs to a certificate, and only
+	// certificate operations change it.
+	ErrManaged = errors.New("managed by a certificate")
 )
 
 // Error is a failure whose message is safe to show the client: it names
@@ -38,6 +42,12 @@ func (e *Error) Unwrap() error { return e.Kind }
 
 func errorf(kind error, format string, args ...any) error {
 	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+// managedSecret refuses op on the secret of a certificate, as Key Vault
+// does.
+func managedSecret(op string) error {
+	return errorf(ErrManaged, "Operation %q is not allowed as this object's lifetime is managed by Key Vault: it is a certificate's secret; use the certificate operations", op)
 }
 
 func badParameter(format string, args ...any) error {

@@ -34,6 +34,10 @@ type secretHead struct {
 
 	// Deleted is set while the secret is soft-deleted.
 	Deleted *deletion `json:"deleted,omitempty"`
+
+	// Managed is set on the secret of a certificate: its versions are the
+	// certificate's, and only certificate operations change it.
+	Managed bool `json:"managed,omitempty"`
 }
 
 // deletion records when an object was soft-deleted and when it goes for

@@ -3,8 +3,10 @@ package vault
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate/internal/store"
@@ -127,16 +129,22 @@ func (s *Service) SetSecret(ctx context.Context, vault, name string, in SetSecre
 			return err
 		case head.Deleted != nil:
 			return errorf(ErrConflict, "secret %s is deleted but recoverable: recover or purge it before setting a new version", head.Name)
+		case head.Managed:
+			return managedSecret("set")
 		}
 		head.Current = version
 		if err := putJSON(tx, versionsBucket(vault), versionKey(name, version), rec); err != nil {
 			return err
 		}
-		return putJSON(tx, secretsBucket(vault), nameKey(name), head)
+		if err := putJSON(tx, secretsBucket(vault), nameKey(name), head); err != nil {
+			return err
+		}
+		return recordEvent(tx, vault, Event{Time: now, Type: EventNewVersion, Kind: KindSecret, Name: head.Name, Version: version})
 	})
 	if err != nil {
 		return SecretProperties{}, err
 	}
+	s.notifyEvents(ctx, vault)
 	return rec.properties(head.Name, v), nil
 }
 
@@ -204,15 +212,24 @@ func (s *Service) UpdateSecret(ctx context.Context, vault, name, version string,
 		if err != nil {
 			return err
 		}
-		rec.apply(in, s.now().UTC().Truncate(time.Second))
+		if err := refuseManaged(tx, vault, name, "update"); err != nil {
+			return err
+		}
+		now := s.now().UTC().Truncate(time.Second)
+		rec.apply(in, now)
 		if err := validateAttributes(Attributes{NotBefore: rec.NotBefore, Expires: rec.Expires}); err != nil {
 			return err
 		}
-		return putJSON(tx, versionsBucket(vault), versionKey(name, rec.Version), &rec)
+		if err := putJSON(tx, versionsBucket(vault), versionKey(name, rec.Version), &rec); err != nil {
+			return err
+		}
+		return recordEvent(tx, vault, Event{Time: now, Type: EventUpdated, Kind: KindSecret, Name: headName,
+			Version: rec.Version, Detail: fmt.Sprintf("enabled=%t", rec.Enabled)})
 	})
 	if err != nil {
 		return SecretProperties{}, err
 	}
+	s.notifyEvents(ctx, vault)
 	return rec.properties(headName, v), nil
 }
 
@@ -314,27 +331,43 @@ func (s *Service) ListSecretVersions(ctx context.Context, vault, name, after str
 		if head.Deleted != nil {
 			return secretNotFound(head.Name)
 		}
-		prefix := nameKey(name) + "/"
-		start := ""
-		if after != "" {
-			start = prefix + after
-		}
-		var scanErr error
-		err = tx.Scan(versionsBucket(vault), prefix, start, func(_ string, raw []byte) bool {
-			if len(items) == max {
-				next = items[len(items)-1].Version
-				return false
-			}
-			var rec secretVersion
-			if scanErr = unmarshal(raw, &rec); scanErr != nil {
-				return false
-			}
+		next, err = scanVersions(tx, versionsBucket(vault), name, after, max, func(rec *secretVersion) {
 			items = append(items, rec.properties(head.Name, v))
-			return true
 		})
-		return errors.Join(err, scanErr)
+		return err
 	})
 	return items, next, err
+}
+
+// scanVersions calls emit with up to max version records of the object
+// called name in bucket, in version order, after the version after. It
+// returns the version to continue after, empty on the last page.
+func scanVersions[R any](tx store.Tx, bucket, name, after string, max int, emit func(*R)) (string, error) {
+	prefix := nameKey(name) + "/"
+	start := ""
+	if after != "" {
+		start = prefix + after
+	}
+	var (
+		count      int
+		last, next string
+		scanErr    error
+	)
+	err := tx.Scan(bucket, prefix, start, func(key string, raw []byte) bool {
+		if count == max {
+			next = last
+			return false
+		}
+		rec := new(R)
+		if scanErr = unmarshal(raw, rec); scanErr != nil {
+			return false
+		}
+		emit(rec)
+		last = strings.TrimPrefix(key, prefix)
+		count++
+		return true
+	})
+	return next, errors.Join(err, scanErr)
 }
 
 func (r *secretVersion) properties(name string, v *Vault) SecretProperties {
@@ -385,6 +418,19 @@ func loadLiveVersion(tx store.Tx, vault, name, version string) (string, secretVe
 		return "", rec, errorf(ErrNotFound, "secret %s has no version %s", head.Name, quoteName(version))
 	}
 	return head.Name, rec, err
+}
+
+// refuseManaged refuses op on the secret called name if it is a
+// certificate's.
+func refuseManaged(tx store.Tx, vault, name, op string) error {
+	head, err := loadSecretHead(tx, vault, name)
+	if err != nil {
+		return err
+	}
+	if head.Managed {
+		return managedSecret(op)
+	}
+	return nil
 }
 
 func secretNotFound(name string) error {

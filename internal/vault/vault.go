@@ -451,7 +451,7 @@ func (s *Service) DeleteVault(ctx context.Context, name string) error {
 			return err
 		}
 		for _, b := range vaultBuckets(name) {
-			if err := deleteAll(tx, b); err != nil {
+			if err := deletePrefix(tx, b, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("deleting vault %s: %w", name, err)
 			}
 		}
@@ -471,25 +471,11 @@ func (s *Service) DeleteVault(ctx context.Context, name string) error {
 // object that adds a bucket must add it here, or DeleteVault leaves its
 // records behind for a later vault of the same name to find.
 func vaultBuckets(vault string) []string {
-	return []string{secretsBucket(vault), versionsBucket(vault), purgeBucket(vault)}
-}
-
-// deleteAll deletes every key of bucket.
-func deleteAll(tx store.Tx, bucket string) error {
-	var keys []string
-	err := tx.Scan(bucket, "", "", func(key string, _ []byte) bool {
-		keys = append(keys, key)
-		return true
-	})
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
+	return []string{
+		secretsBucket(vault), versionsBucket(vault), purgeBucket(vault),
+		certsBucket(vault), certVersionsBucket(vault), leasesBucket(vault),
+		issuersBucket(vault), metaBucket(vault), eventsBucket(vault),
 	}
-	for _, k := range keys {
-		if err := tx.Delete(bucket, k); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // ValidateVaultName checks a vault name against Azure's rule: 3 to 24

@@ -9,20 +9,20 @@ import (
 
 // auditRequest writes the audit record of a request served through
 // ServeHTTP. The operation, object name and version are read from the
-// route that matched, so that every route, whoever adds it, is audited
-// the same way.
+// request's method and path, so that every route, whoever adds it and
+// however it dispatches, is audited the same way.
 func (h *Handler) auditRequest(r *http.Request, c *call, rw *audit.Recorder) {
 	if h.audit == audit.Discard {
 		return // spare the read path the record's allocations
 	}
-	name, version := objectNameVersion(r)
+	op, name, version := describe(r)
 	rec := audit.Record{
 		Time:           h.now(),
 		Source:         audit.SourceVault,
-		Operation:      operationName(r.Method, r.Pattern),
+		Operation:      op,
 		Vault:          c.vault,
-		ObjectName:     name,
-		ObjectVersion:  version,
+		ObjectName:     truncate(name, 127),
+		ObjectVersion:  truncate(version, 64),
 		CallerObjectID: c.principal.ObjectID,
 		CallerClientID: c.principal.ClientID,
 		Method:         r.Method,
@@ -37,10 +37,92 @@ func (h *Handler) auditRequest(r *http.Request, c *call, rw *audit.Recorder) {
 	h.audit.Log(rec)
 }
 
+// describe names the operation r asks for and the object it addresses.
+// A request the mux routed is matched against Key Vault's routes by its
+// path, so that a route that dispatches on a segment itself (one pattern
+// for /certificates/{name}/policy and /certificates/{name}/{version}) is
+// told apart; the first wildcard segment is the object's name, the second
+// its version. A routed request no table entry fits is named from its
+// pattern and path values; an unrouted one is "Unknown".
+func describe(r *http.Request) (op, name, version string) {
+	if r.Pattern == "" {
+		return "Unknown", "", ""
+	}
+	segs := strings.Split(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	if rt, ok := matchRoute(r.Method, segs); ok {
+		var values []string
+		for i, t := range rt.segs {
+			if t == "{}" {
+				values = append(values, segs[i])
+			}
+		}
+		if len(values) > 0 {
+			name = values[0]
+		}
+		if len(values) > 1 {
+			version = values[1]
+		}
+		return rt.op, name, version
+	}
+	name, version = objectNameVersion(r)
+	return operationName(r.Method, r.Pattern), name, version
+}
+
+// route is an entry of operations, split into segments.
+type route struct {
+	method   string
+	segs     []string // literals, "{}" for a wildcard, "" for a trailing slash
+	literals int
+	op       string
+}
+
+// routes is operations, split once.
+var routes = func() []route {
+	out := make([]route, 0, len(operations))
+	for k, op := range operations {
+		method, path, _ := strings.Cut(k, " ")
+		rt := route{method: method, segs: strings.Split(strings.TrimPrefix(path, "/"), "/"), op: op}
+		for _, s := range rt.segs {
+			if s != "{}" {
+				rt.literals++
+			}
+		}
+		out = append(out, rt)
+	}
+	return out
+}()
+
+// matchRoute returns the route that fits method and the path's segments
+// with the most literal segments.
+func matchRoute(method string, segs []string) (route, bool) {
+	var (
+		best  route
+		found bool
+	)
+	for _, rt := range routes {
+		if rt.method != method || len(rt.segs) != len(segs) || (found && rt.literals <= best.literals) {
+			continue
+		}
+		if fits(rt.segs, segs) {
+			best, found = rt, true
+		}
+	}
+	return best, found
+}
+
+// fits reports whether a path's segments fit a route's.
+func fits(route, segs []string) bool {
+	for i, t := range route {
+		if t != "{}" && t != segs[i] || t == "{}" && segs[i] == "" {
+			return false
+		}
+	}
+	return true
+}
+
 // objectNameVersion reads the object name and version from the path
 // values of the route that matched r: the first wildcard of the pattern
-// is the name, the second the version. Wildcards keep their names out of
-// this, so routes may call them what they like.
+// is the name, the second the version.
 func objectNameVersion(r *http.Request) (name, version string) {
 	_, path, _ := strings.Cut(r.Pattern, " ")
 	if path == "" {
@@ -56,10 +138,10 @@ func objectNameVersion(r *http.Request) (name, version string) {
 		values = append(values, r.PathValue(wild))
 	}
 	if len(values) > 0 {
-		name = truncate(values[0], 127)
+		name = values[0]
 	}
 	if len(values) > 1 {
-		version = truncate(values[1], 64)
+		version = values[1]
 	}
 	return name, version
 }

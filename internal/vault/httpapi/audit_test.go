@@ -48,3 +48,37 @@ func TestObjectNameVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribe names requests by their paths, including those a route
+// dispatches itself on a segment, as the certificate routes do.
+func TestDescribe(t *testing.T) {
+	mux := http.NewServeMux()
+	var op, name, version string
+	record := func(w http.ResponseWriter, r *http.Request) { op, name, version = describe(r) }
+	for _, p := range []string{
+		"GET /secrets/{name}/{version}", "GET /secrets/{name}/{$}", "GET /certificates/{name}/{version}",
+		"POST /certificates/{name}/create", "GET /certificates/issuers", "GET /odd/{a}/{b}",
+	} {
+		mux.HandleFunc(p, record)
+	}
+	const v = "0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct{ method, path, op, name, version string }{
+		{"GET", "/secrets/db/" + v, "SecretGet", "db", v},
+		{"GET", "/secrets/db/", "SecretGet", "db", ""},
+		{"GET", "/certificates/web/" + v, "CertificateGet", "web", v},
+		{"GET", "/certificates/web/policy", "CertificatePolicyGet", "web", ""},
+		{"GET", "/certificates/web/pending", "CertificatePendingGet", "web", ""},
+		{"GET", "/certificates/web/versions", "CertificateListVersions", "web", ""},
+		{"GET", "/certificates/issuers/my-ca", "CertificateIssuerGet", "my-ca", ""},
+		{"POST", "/certificates/web/create", "CertificateCreate", "web", ""},
+		{"GET", "/certificates/issuers", "CertificateIssuerList", "", ""},
+		{"GET", "/odd/x/y", "VaultGet", "x", "y"},
+		{"GET", "/nowhere", "Unknown", "", ""},
+	} {
+		op, name, version = "Unknown", "", ""
+		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(tc.method, tc.path, nil))
+		if op != tc.op || name != tc.name || version != tc.version {
+			t.Errorf("%s %s: %s %q %q, want %s %q %q", tc.method, tc.path, op, name, version, tc.op, tc.name, tc.version)
+		}
+	}
+}

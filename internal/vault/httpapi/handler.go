@@ -107,6 +107,8 @@ func New(cfg Config) *Handler {
 		h.now = time.Now
 	}
 	h.routes()
+	h.certificateRoutes()
+	h.keyRoutes()
 	return h
 }
 
@@ -133,6 +135,11 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("/secrets/", h)
 	mux.Handle("/deletedsecrets", h)
 	mux.Handle("/deletedsecrets/", h)
+	mux.Handle("/certificates", h)
+	mux.Handle("/certificates/", h)
+	mux.Handle("/deletedcertificates", h)
+	mux.Handle("/deletedcertificates/", h)
+	mux.Handle("/keys/", h)
 }
 
 // call is what the checks before an operation established about a request.

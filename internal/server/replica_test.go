@@ -1,0 +1,203 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+
+	"github.com/keygate/keygate/internal/client"
+	"github.com/keygate/keygate/internal/server"
+)
+
+// replicaURL is the public URL both replicas of a test are given, as if a
+// load balancer answered there. Nothing listens on it: clients are pinned
+// to one replica's address by their dialer, as a host file would.
+const replicaURL = "https://127.0.0.1:4443"
+
+// replica is one vault process of several on a database, and the clients
+// pinned to it.
+type replica struct {
+	addr    string
+	http    *http.Client
+	secrets *azsecrets.Client
+}
+
+// pin returns a replica whose clients reach addr whatever host the URL
+// names, authenticating with creds against that replica's authority.
+func pin(t *testing.T, creds client.Credentials, addr string) *replica {
+	t.Helper()
+	hc, err := client.Transport(creds.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := hc.Transport.(*http.Transport)
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	cred, err := creds.Credential(hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := azsecrets.NewClient(replicaURL, cred, &azsecrets.ClientOptions{
+		ClientOptions:                        azcore.ClientOptions{Transport: hc},
+		DisableChallengeResourceVerification: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &replica{addr: addr, http: hc, secrets: sc}
+}
+
+// startReplicaProcess starts a vault process on the database at storeURL
+// with the given master key and replicaURL as its public URL, and returns
+// it with its listening address. The test kills it at the end at the
+// latest.
+func startReplicaProcess(t *testing.T, storeURL, masterKey string) (*exec.Cmd, string) {
+	t.Helper()
+	root := t.TempDir()
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), childDirEnv+"="+filepath.Join(root, "data"),
+		childStoreEnv+"="+storeURL, childURLEnv+"="+replicaURL, server.MasterKeyEnv+"="+masterKey)
+	var stderr bytes.Buffer
+	child.Stderr = &stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	return child, waitForFile(t, filepath.Join(root, "addr"), &stderr)
+}
+
+// TestReplicasShareOneDatabase runs two vault replicas, one in this
+// process and one in another, on one PostgreSQL database behind one public
+// URL. A write on either is read on the other, a token either issues is
+// good at both, and a replica killed during a stream of writes loses none
+// that it acknowledged.
+func TestReplicasShareOneDatabase(t *testing.T) {
+	requirePostgres(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	b := startVaultNoConnect(t, dir, func(c *server.Config) { c.PublicURL = replicaURL })
+	creds, err := client.Load(b.srv.AdminFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if creds.VaultURL != replicaURL {
+		t.Errorf("admin.json vaultUrl = %q, want the public URL %q", creds.VaultURL, replicaURL)
+	}
+	key := strings.TrimSpace(string(mustReadFile(t, filepath.Join(dir, "master.key"))))
+	child, addrA := startReplicaProcess(t, testStoreURL(t, dir), key)
+	repA, repB := pin(t, creds, addrA), pin(t, creds, b.srv.Addr())
+
+	t.Run("write on one, read on the other", func(t *testing.T) {
+		for i, pair := range [][2]*replica{{repA, repB}, {repB, repA}} {
+			name, value := fmt.Sprint("crossed-", i), fmt.Sprint("value-", i)
+			if _, err := pair[0].secrets.SetSecret(ctxT(t), name, azsecrets.SetSecretParameters{Value: &value}, nil); err != nil {
+				t.Fatal(err)
+			}
+			got, err := pair[1].secrets.GetSecret(ctxT(t), name, "", nil)
+			if err != nil || *got.Value != value {
+				t.Errorf("read on the other replica: %v, %v; want %q", got.Value, err, value)
+			}
+		}
+	})
+
+	t.Run("a token from one is good at the other", func(t *testing.T) {
+		tok, err := creds.Token(ctxT(t), repA.http, b.srv.Resource()+"/.default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, replicaURL+"/secrets/crossed-0/?api-version=7.5", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := repB.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("token issued by replica A, used at replica B: %d, want 200", resp.StatusCode)
+		}
+	})
+
+	t.Run("killed replica loses no acknowledged write", func(t *testing.T) {
+		acked := writeUntilKilled(t, repA.secrets, child)
+		t.Logf("%d writes acknowledged before the kill", len(acked))
+		for key, want := range acked {
+			name, version, _ := strings.Cut(key, "/")
+			got, err := repB.secrets.GetSecret(ctxT(t), name, version, nil)
+			if err != nil {
+				t.Errorf("acknowledged write %s lost: %v", key, err)
+			} else if *got.Value != want {
+				t.Errorf("%s = %q, want %q", key, *got.Value, want)
+			}
+		}
+	})
+}
+
+// writeUntilKilled sets secrets through c from several writers, kills
+// child with SIGKILL once 100 writes are acknowledged, and returns every
+// acknowledged write as "name/version" -> value.
+func writeUntilKilled(t *testing.T, c *azsecrets.Client, child *exec.Cmd) map[string]string {
+	t.Helper()
+	var (
+		mu    sync.Mutex
+		acked = map[string]string{}
+		wg    sync.WaitGroup
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil && i < 400; i++ {
+				name, value := fmt.Sprintf("k%d-%d", w, i), fmt.Sprintf("value-%d-%d", w, i)
+				r, err := c.SetSecret(ctx, name, azsecrets.SetSecretParameters{Value: &value}, nil)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				acked[name+"/"+r.ID.Version()] = value
+				mu.Unlock()
+			}
+		})
+	}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 100 })
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	return acked
+}
+
+// TestPublicURLMustBeAnHTTPSOrigin refuses, at start, public URLs the
+// SDKs could not use, naming what is wrong.
+func TestPublicURLMustBeAnHTTPSOrigin(t *testing.T) {
+	cases := []struct{ url, want string }{
+		{"http://kv.example.internal", "must be https"},
+		{"https://kv.example.internal/vault", "must be an origin"},
+		{"https://kv.example.internal/?x=1", "must be an origin"},
+		{"https:///nohost", "has no host"},
+		{"https://kv example", "not a URL"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.url, func(t *testing.T) {
+			wantStartRefused(t, server.Config{
+				DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:0", PublicURL: tc.url,
+			}, tc.want)
+		})
+	}
+}
