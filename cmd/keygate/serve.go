@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keygate/keygate/internal/audit"
 	"github.com/keygate/keygate/internal/server"
 )
 
@@ -17,6 +18,8 @@ const storeEnv = "KEYGATE_STORE"
 type serveFlags struct {
 	cfg      server.Config
 	logLevel string
+	auditLog string
+	audit    *audit.Writer // opened by server(); closed by close()
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, defaultData string) {
@@ -30,6 +33,7 @@ func (f *serveFlags) register(cmd *cobra.Command, defaultData string) {
 	fl.StringVar(&f.cfg.StoreURL, "store", "", "postgres:// URL of a database shared by several replicas (default the embedded database in DATA; or set "+storeEnv+")")
 	fl.StringVar(&f.cfg.MasterKeyFile, "master-key-file", "", "master key file (default DATA/master.key; or set "+server.MasterKeyEnv+")")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.auditLog, "audit-log", "", "write one JSON audit record per request to this file (appended, mode 0600), or - for standard output")
 }
 
 func (f *serveFlags) server() (*server.Server, error) {
@@ -48,7 +52,20 @@ func (f *serveFlags) server() (*server.Server, error) {
 		cfg.StoreURL = os.Getenv(storeEnv)
 	}
 	cfg.Logger = log
+	if f.auditLog != "" {
+		if f.audit, err = audit.Open(f.auditLog, log); err != nil {
+			return nil, err
+		}
+		cfg.Audit = f.audit
+	}
 	return server.New(cfg), nil
+}
+
+// close closes the audit log, if one was opened.
+func (f *serveFlags) close() {
+	if f.audit != nil {
+		f.audit.Close()
+	}
 }
 
 func serveCommand() *cobra.Command {
@@ -62,6 +79,7 @@ func serveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer f.close()
 			return srv.Run(cmd.Context())
 		},
 	}
@@ -75,13 +93,15 @@ func upCommand() *cobra.Command {
 		Use:   "up",
 		Short: "Run keygate on its embedded defaults, for a first try",
 		Long: "Run a vault on loopback with its data in $KEYGATE_HOME (default ~/.keygate),\n" +
-			"and print what a client needs to use it.",
+			"and an identity agent beside it for the identity keygate-local, which may\n" +
+			"read the default vault's secrets; print what a client needs to use both.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			srv, err := f.server()
 			if err != nil {
 				return err
 			}
+			defer f.close()
 			if err := srv.Open(cmd.Context()); err != nil {
 				return err
 			}
@@ -90,6 +110,8 @@ func upCommand() *cobra.Command {
 		},
 	}
 	f.register(cmd, defaultHome())
+	cmd.Flags().StringVar(&f.cfg.AgentListen, "agent-listen", "127.0.0.1:8442",
+		"loopback address of the identity agent; empty runs none")
 	return cmd
 }
 
@@ -109,4 +131,17 @@ Try it:
 Clients reach this vault by IP address, so an Azure SDK client sets
 DisableChallengeResourceVerification (see README.md). Stop with Ctrl-C.
 `, srv.URL(), srv.CAFile(), srv.AdminFile())
+	env := srv.AgentEnvironment()
+	if env == nil {
+		return
+	}
+	fmt.Fprintf(out, `
+Managed identity: an application with this environment obtains tokens of the
+identity %s (get on the default vault's secrets) through
+ManagedIdentityCredential or DefaultAzureCredential, with no secret of its own
+(also in %s):
+
+  export %s
+  export %s
+`, server.LocalIdentity, srv.AgentEnvFile(), env[0], env[1])
 }

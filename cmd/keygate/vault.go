@@ -19,11 +19,14 @@ import (
 func vaultCommand() *cobra.Command {
 	var f clientFlags
 	var vaultName string
-	cmd := &cobra.Command{Use: "vault", Short: "Serve a vault, and manage its access policies"}
+	cmd := &cobra.Command{Use: "vault", Short: "Serve vaults, and manage them, their access policies and network rules"}
 	f.register(cmd)
 	cmd.PersistentFlags().StringVar(&vaultName, "name", "default", "vault name")
 	cmd.AddCommand(serveCommand(), vaultShowCommand(&f, &vaultName),
-		setPolicyCommand(&f, &vaultName), deletePolicyCommand(&f, &vaultName))
+		setPolicyCommand(&f, &vaultName), deletePolicyCommand(&f, &vaultName),
+		vaultCreateCommand(&f, &vaultName), vaultUpdateCommand(&f, &vaultName),
+		vaultListCommand(&f), vaultDeleteCommand(&f, &vaultName),
+		assignRoleCommand(&f, &vaultName), networkRuleCommand(&f, &vaultName))
 	return cmd
 }
 
@@ -65,6 +68,8 @@ type vaultDoc struct {
 		EnableSoftDelete             bool                 `json:"enableSoftDelete"`
 		SoftDeleteRetentionInDays    int                  `json:"softDeleteRetentionInDays"`
 		EnabledForTemplateDeployment bool                 `json:"enabledForTemplateDeployment"`
+		NetworkACLs                  authz.NetworkACLs    `json:"networkAcls"`
+		VaultURI                     string               `json:"vaultUri"`
 	} `json:"properties"`
 }
 
@@ -92,10 +97,39 @@ func (m *mgmt) do(ctx context.Context, method, path string, body, out any) error
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
 	}
 	return json.Unmarshal(b, out)
+}
+
+// do calls the management API as the credentials' principal.
+func (f *clientFlags) do(cmd *cobra.Command, method, path string, body, out any) error {
+	m, err := f.mgmt(cmd.Context())
+	if err != nil {
+		return err
+	}
+	return m.do(cmd.Context(), method, path, body, out)
+}
+
+// call calls the management API and prints its answer.
+func (f *clientFlags) call(cmd *cobra.Command, method, path string, body any) error {
+	var out any
+	if err := f.do(cmd, method, path, body, &out); err != nil {
+		return err
+	}
+	return printJSON(cmd.OutOrStdout(), out)
+}
+
+// callList calls a management API list and prints its items.
+func (f *clientFlags) callList(cmd *cobra.Command, path string) error {
+	var out struct {
+		Value []any `json:"value"`
+	}
+	if err := f.do(cmd, http.MethodGet, path, nil, &out); err != nil {
+		return err
+	}
+	return printJSON(cmd.OutOrStdout(), out.Value)
 }
 
 func vaultShowCommand(f *clientFlags, name *string) *cobra.Command {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keygate/keygate/internal/audit"
 	"github.com/keygate/keygate/internal/store"
 )
 
@@ -75,6 +76,10 @@ type Config struct {
 
 	// Logger receives issuance (debug) and refusals (info); nil discards.
 	Logger *slog.Logger
+
+	// Audit receives one record per token request, issued or refused;
+	// nil discards them.
+	Audit audit.Logger
 }
 
 // Authority issues tokens for the service principals of one tenant. Its
@@ -83,8 +88,9 @@ type Config struct {
 // Issuer and PublicKey, return nothing. The Authority does not close its
 // Store.
 type Authority struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	audit audit.Logger
 
 	// state is nil until Init succeeds. It is replaced whole, never
 	// modified, so that PublicKey, called on every request the vault
@@ -113,7 +119,11 @@ func New(cfg Config) *Authority {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.URL = strings.TrimSuffix(cfg.URL, "/")
-	return &Authority{cfg: cfg, log: log}
+	aud := cfg.Audit
+	if aud == nil {
+		aud = audit.Discard
+	}
+	return &Authority{cfg: cfg, log: log, audit: aud}
 }
 
 // Init loads the tenant and the signing keys from the store, creating them
@@ -302,4 +312,13 @@ func newGUID() (string, error) {
 		return "", fmt.Errorf("generating id: %w", err)
 	}
 	return id.String(), nil
+}
+
+// TenantURL returns the authority with the tenant as path,
+// URL + "/" + tenant id, as host agents are given it; "" before Init.
+func (a *Authority) TenantURL() string {
+	if st := a.state.Load(); st != nil {
+		return a.cfg.URL + "/" + st.tenantID
+	}
+	return ""
 }

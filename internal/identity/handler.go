@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keygate/keygate/internal/audit"
 	"github.com/keygate/keygate/internal/store"
 )
 
@@ -26,6 +27,8 @@ const maxClientIDLen = 128
 //	GET  /{tenant}/v2.0/.well-known/openid-configuration
 //	GET  /{tenant}/discovery/v2.0/keys   (JWKS)
 //	POST /{tenant}/oauth2/v2.0/token     (client credentials)
+//	GET  /{tenant}/managedidentity/host  (host agents; see host_handler.go)
+//	POST /{tenant}/managedidentity/token
 //
 // Handler panics when called before Init: the tenant is not known yet.
 func (a *Authority) Handler() http.Handler {
@@ -37,7 +40,9 @@ func (a *Authority) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+base+"/v2.0/.well-known/openid-configuration", a.serveDiscovery)
 	mux.HandleFunc("GET "+base+"/discovery/v2.0/keys", a.serveJWKS)
-	mux.HandleFunc("POST "+base+"/oauth2/v2.0/token", a.serveToken)
+	mux.HandleFunc("POST "+base+"/oauth2/v2.0/token", a.audited(opClientCredential, a.serveToken))
+	mux.HandleFunc("GET "+base+"/managedidentity/host", a.audited(opHostGet, a.serveHost))
+	mux.HandleFunc("POST "+base+"/managedidentity/token", a.audited(opManagedToken, a.serveManagedToken))
 	return mux
 }
 
@@ -104,10 +109,11 @@ type tokenResponse struct {
 
 // serveToken is the token endpoint: client credentials with a client
 // secret in the form body (client_secret_post, as MSAL sends it).
-func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
+func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, rec *audit.Record) {
 	req, oerr := parseTokenRequest(w, r)
+	rec.CallerClientID = req.clientID
 	if oerr != nil {
-		a.refuse(w, r, req.clientID, oerr)
+		a.refuse(w, r, rec, oerr)
 		return
 	}
 
@@ -118,19 +124,20 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, errUnknownClient) && !errors.Is(err, errWrongSecret) {
 			a.log.Error("authenticating client", "client_id", req.clientID, "error", err)
 		}
-		a.refuse(w, r, req.clientID, authError(req.clientID, err))
+		a.refuse(w, r, rec, authError(req.clientID, err))
 		return
 	}
+	rec.CallerObjectID = sp.ObjectID
 	aud, oerr := a.scopeAudience(req.scope)
 	if oerr != nil {
-		a.refuse(w, r, req.clientID, oerr)
+		a.refuse(w, r, rec, oerr)
 		return
 	}
 
 	token, expires, err := a.IssueToken(sp, aud)
 	if err != nil {
 		a.log.Error("issuing token", "client_id", sp.ClientID, "audience", aud, "error", err)
-		a.refuse(w, r, req.clientID, errServer)
+		a.refuse(w, r, rec, errServer)
 		return
 	}
 	// Tokens must not be cached by anything between (RFC 6749 5.1).

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/keygate/keygate/internal/audit"
 	"github.com/keygate/keygate/internal/authz"
 	"github.com/keygate/keygate/internal/identity"
 	"github.com/keygate/keygate/internal/seal"
@@ -52,6 +54,8 @@ type fixture struct {
 	logs   *logBuffer
 	auth   *identity.Authority
 	srv    *httptest.Server
+	audit  *auditBuffer
+	now    func() time.Time // nil means time.Now
 }
 
 // config returns the Authority configuration of the fixture, for srvURL.
@@ -62,6 +66,8 @@ func (f *fixture) config(srvURL string) identity.Config {
 		URL:       srvURL,
 		Audiences: []string{vaultAudience, manageAudience},
 		Logger:    slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Audit:     f.audit,
+		Now:       f.now,
 	}
 }
 
@@ -69,13 +75,20 @@ func (f *fixture) config(srvURL string) identity.Config {
 // TLS server whose mux mounts its Handler as keygate's server does.
 func newFixture(t *testing.T, st store.Store, sealer *seal.Sealer) *fixture {
 	t.Helper()
+	return newFixtureAt(t, st, sealer, nil)
+}
+
+// newFixtureAt is newFixture with the authority's clock now (nil for
+// time.Now).
+func newFixtureAt(t *testing.T, st store.Store, sealer *seal.Sealer, now func() time.Time) *fixture {
+	t.Helper()
 	if st == nil {
 		st = newMemStore()
 	}
 	if sealer == nil {
 		sealer = newSealer(t)
 	}
-	f := &fixture{store: st, sealer: sealer, logs: &logBuffer{}}
+	f := &fixture{store: st, sealer: sealer, logs: &logBuffer{}, audit: &auditBuffer{}, now: now}
 
 	// The server starts first: the authority's URL is the server's.
 	mux := http.NewServeMux()
@@ -148,4 +161,33 @@ func verifier(a *identity.Authority, audience string) *authz.Verifier {
 		Audiences: []string{audience},
 		Keys:      a,
 	})
+}
+
+// auditBuffer collects audit records; it is safe for concurrent use.
+type auditBuffer struct {
+	mu      sync.Mutex
+	records []audit.Record
+}
+
+func (b *auditBuffer) Log(r audit.Record) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.records = append(b.records, r)
+}
+
+// all returns the records so far.
+func (b *auditBuffer) all() []audit.Record {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.records)
+}
+
+// last returns the latest record, or the zero Record.
+func (b *auditBuffer) last() audit.Record {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.records) == 0 {
+		return audit.Record{}
+	}
+	return b.records[len(b.records)-1]
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/google/uuid"
+
+	"github.com/keygate/keygate/internal/audit"
 )
 
 // oauthError is a refusal of the token endpoint: an OAuth2 error (RFC 6749
@@ -88,8 +90,9 @@ type errorBody struct {
 }
 
 // refuse logs a refused token request and answers it with e.
-func (a *Authority) refuse(w http.ResponseWriter, r *http.Request, clientID string, e *oauthError) {
-	a.log.Info("token request refused", "client_id", clientID, "error", e.code, "reason", e.message)
+func (a *Authority) refuse(w http.ResponseWriter, r *http.Request, rec *audit.Record, e *oauthError) {
+	a.log.Info("token request refused", "client_id", rec.CallerClientID, "error", e.code, "reason", e.message)
+	rec.Reason = e.message
 
 	traceID := uuid.NewString()
 	// MSAL sends a client-request-id; Entra answers with it as the

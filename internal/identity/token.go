@@ -29,6 +29,10 @@ type tokenClaims struct {
 	UTI       string           `json:"uti"` // Entra's token id
 	JTI       string           `json:"jti"` // RFC 7519's token id, the same
 	Version   string           `json:"ver"`
+
+	// MIResourceID is a managed identity's resource id, in the claim
+	// Entra uses for it; empty for service principals.
+	MIResourceID string `json:"xms_mirid,omitempty"`
 }
 
 // The methods below implement jwt.Claims.
@@ -48,6 +52,12 @@ func (c *tokenClaims) GetAudience() (jwt.ClaimStrings, error) {
 // tokens for principals they hold. The token endpoint authenticates the
 // client first and then calls it.
 func (a *Authority) IssueToken(sp ServicePrincipal, audience string) (token string, expires time.Time, err error) {
+	return a.issue(sp, audience, "")
+}
+
+// issue is IssueToken with the resource id of a managed identity, which
+// goes in the token's xms_mirid claim when not empty.
+func (a *Authority) issue(sp ServicePrincipal, audience, miResourceID string) (token string, expires time.Time, err error) {
 	st, err := a.current()
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("issuing token: %w", err)
@@ -73,7 +83,7 @@ func (a *Authority) IssueToken(sp ServicePrincipal, audience string) (token stri
 		ExpiresAt: jwt.NewNumericDate(expires),
 		Subject:   sp.ObjectID, TenantID: st.tenantID, ObjectID: sp.ObjectID,
 		AZP: sp.ClientID, AppID: sp.ClientID, Roles: sp.Roles,
-		UTI: id, JTI: id, Version: "2.0",
+		UTI: id, JTI: id, Version: "2.0", MIResourceID: miResourceID,
 	}
 	key := st.keys.active()
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)

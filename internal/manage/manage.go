@@ -1,14 +1,33 @@
-// Package manage serves keygate's management API: vaults and their access
-// policies, shaped after the properties of Azure's Microsoft.KeyVault/vaults
-// resource. Every call needs an administrator's token for Audience.
+// Package manage serves keygate's management API: vaults with their access
+// policies, network rules and soft-delete settings, shaped after the
+// properties of Azure's Microsoft.KeyVault/vaults resource, and the
+// user-assigned managed identities with the hosts they are assigned to.
+// Every call needs an administrator's token for Audience, and every call,
+// whatever its outcome, leaves one audit record.
 //
-//	GET  /management/vaults                                    names of all vaults
-//	GET  /management/vaults/{vault}                            one vault
-//	PUT  /management/vaults/{vault}/accessPolicies/{operation}  add, replace or remove
+//	GET    /management/vaults                                     all vaults
+//	GET    /management/vaults/{vault}                             one vault
+//	PUT    /management/vaults/{vault}                             create, or update the properties given
+//	PATCH  /management/vaults/{vault}                             update the properties given
+//	DELETE /management/vaults/{vault}                             delete a vault and everything in it
+//	PUT    /management/vaults/{vault}/accessPolicies/{operation}  add, replace or remove
+//	POST   /management/vaults/{vault}/roleAssignments             grant an Azure role's shorthand
+//	GET    /management/vaults/{vault}/networkRules                the vault's networkAcls
+//	POST   /management/vaults/{vault}/networkRules/{operation}    add or remove IP rules
+//	GET    /management/identities                                 all managed identities
+//	GET    /management/identities/{identity}                      one identity
+//	PUT    /management/identities/{identity}                      create an identity
+//	DELETE /management/identities/{identity}                      delete an identity
+//	GET    /management/hosts                                      all hosts
+//	GET    /management/hosts/{host}                               one host
+//	PUT    /management/hosts/{host}/identities/{identity}         assign an identity to a host
+//	DELETE /management/hosts/{host}/identities/{identity}         unassign it
+//	POST   /management/hosts/{host}/credential                    issue the host a new credential
+//	DELETE /management/hosts/{host}                               delete a host
 //
-// The access-policy body is Azure's: {"properties": {"accessPolicies": [...]}}.
-// add merges the permissions given into the principal's entry, replace sets
-// the entry to exactly them, and remove deletes the principal's entry.
+// Bodies are Azure's where Azure has one ({"properties": {...}}); see the
+// request types. A host's enrolment credential appears in the answer of
+// the call that creates it, and nowhere else.
 package manage
 
 import (
@@ -16,10 +35,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
+	"time"
 
+	"github.com/keygate/keygate/internal/audit"
 	"github.com/keygate/keygate/internal/authz"
+	"github.com/keygate/keygate/internal/identity"
 	"github.com/keygate/keygate/internal/vault"
 )
 
@@ -32,212 +53,181 @@ type Verifier interface {
 	Verify(token string) (authz.Principal, error)
 }
 
-// Config holds a Handler's dependencies; all but Logger are required.
+// Config holds a Handler's dependencies. Vaults, Identities and Verifier
+// are required.
 type Config struct {
-	Vaults   *vault.Service
-	Verifier Verifier
-	Logger   *slog.Logger
+	Vaults     *vault.Service
+	Identities *identity.Authority
+	Verifier   Verifier
+
+	// VaultURL returns the URL clients reach a vault at, shown as the
+	// vault's vaultUri. nil shows none.
+	VaultURL func(name string) string
+
+	// ReservedVaultNames are names no vault may take, such as the first
+	// label of the server's host name, which addresses the default vault.
+	ReservedVaultNames []string
+
+	// Logger receives changes (info) and failures (error); nil discards.
+	Logger *slog.Logger
+
+	// Audit receives one record per request; nil discards them.
+	Audit audit.Logger
+
+	// Now is the clock of audit records; nil means time.Now.
+	Now func() time.Time
 }
 
 // Handler serves the management API. It is safe for concurrent use.
 type Handler struct {
-	vaults   *vault.Service
-	verifier Verifier
-	log      *slog.Logger
+	vaults     *vault.Service
+	identities *identity.Authority
+	verifier   Verifier
+	vaultURL   func(string) string
+	reserved   []string
+	log        *slog.Logger
+	audit      audit.Logger
+	now        func() time.Time
 }
 
 // New returns a Handler. It does no I/O.
 func New(cfg Config) *Handler {
-	h := &Handler{vaults: cfg.Vaults, verifier: cfg.Verifier, log: cfg.Logger}
+	h := &Handler{
+		vaults: cfg.Vaults, identities: cfg.Identities, verifier: cfg.Verifier,
+		vaultURL: cfg.VaultURL, reserved: cfg.ReservedVaultNames,
+		log: cfg.Logger, audit: cfg.Audit, now: cfg.Now,
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.audit == nil {
+		h.audit = audit.Discard
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.vaultURL == nil {
+		h.vaultURL = func(string) string { return "" }
 	}
 	return h
 }
 
 // Register adds the management routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
-	mux.Handle("GET /management/vaults", h.admin(h.listVaults))
-	mux.Handle("GET /management/vaults/{vault}", h.admin(h.getVault))
-	mux.Handle("PUT /management/vaults/{vault}/accessPolicies/{operation}", h.admin(h.updatePolicies))
+	routes := []struct {
+		pattern, operation string
+		fn                 handlerFunc
+	}{
+		{"GET /management/vaults", "VaultList", h.listVaults},
+		{"GET /management/vaults/{vault}", "VaultGet", h.getVault},
+		{"PUT /management/vaults/{vault}", "VaultPut", h.putVault},
+		{"PATCH /management/vaults/{vault}", "VaultPatch", h.patchVault},
+		{"DELETE /management/vaults/{vault}", "VaultDelete", h.deleteVault},
+		{"PUT /management/vaults/{vault}/accessPolicies/{operation}", "VaultAccessPolicyUpdate", h.updatePolicies},
+		{"POST /management/vaults/{vault}/roleAssignments", "VaultRoleAssignmentCreate", h.assignRole},
+		{"GET /management/vaults/{vault}/networkRules", "VaultNetworkRuleList", h.listNetworkRules},
+		{"POST /management/vaults/{vault}/networkRules/{operation}", "VaultNetworkRuleUpdate", h.updateNetworkRules},
+		{"GET /management/identities", "IdentityList", h.listIdentities},
+		{"GET /management/identities/{identity}", "IdentityGet", h.getIdentity},
+		{"PUT /management/identities/{identity}", "IdentityCreate", h.putIdentity},
+		{"DELETE /management/identities/{identity}", "IdentityDelete", h.deleteIdentity},
+		{"GET /management/hosts", "HostList", h.listHosts},
+		{"GET /management/hosts/{host}", "HostGet", h.getHost},
+		{"PUT /management/hosts/{host}/identities/{identity}", "HostIdentityAssign", h.assignIdentity},
+		{"DELETE /management/hosts/{host}/identities/{identity}", "HostIdentityUnassign", h.unassignIdentity},
+		{"POST /management/hosts/{host}/credential", "HostCredentialIssue", h.rotateCredential},
+		{"DELETE /management/hosts/{host}", "HostDelete", h.deleteHost},
+	}
+	for _, rt := range routes {
+		mux.Handle(rt.pattern, h.admin(rt.operation, rt.fn))
+	}
 }
 
-type handlerFunc func(w http.ResponseWriter, r *http.Request, caller authz.Principal) error
+// request is one management call as the handlers see it: the caller, and
+// the audit record they add the object to.
+type request struct {
+	caller authz.Principal
+	rec    *audit.Record
+}
 
-// admin lets only an administrator's valid token through.
-func (h *Handler) admin(fn handlerFunc) http.Handler {
+type handlerFunc func(w http.ResponseWriter, r *http.Request, req *request) error
+
+// admin lets only an administrator's valid token through, and audits the
+// request whatever comes of it.
+func (h *Handler) admin(operation string, fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			writeError(w, http.StatusUnauthorized, "Unauthorized", "a bearer token for "+Audience+" is required")
+		rec := &audit.Record{
+			Source: audit.SourceManagement, Operation: operation,
+			Vault:         strings.ToLower(r.PathValue("vault")),
+			CallerAddress: authz.PeerAddr(r.RemoteAddr).String(),
+			Method:        r.Method, Path: r.URL.Path, RequestID: audit.NewRequestID(),
+		}
+		w.Header().Set("x-ms-request-id", rec.RequestID)
+		rw := audit.NewRecorder(w)
+		defer func() {
+			rec.Time, rec.Status = h.now(), rw.Status()
+			h.audit.Log(*rec)
+		}()
+
+		p, status, msg := h.authenticate(r)
+		rec.CallerObjectID, rec.CallerClientID = p.ObjectID, p.ClientID
+		if status != 0 {
+			rec.Reason = msg
+			if status == http.StatusForbidden {
+				h.log.Info("management request denied", "object_id", p.ObjectID, "method", r.Method, "path", r.URL.Path)
+			}
+			writeError(rw, status, http.StatusText(status), msg)
 			return
 		}
-		p, err := h.verifier.Verify(strings.TrimSpace(token))
-		if err != nil {
-			writeError(w, http.StatusUnauthorized, "Unauthorized", err.Error())
-			return
-		}
-		if !p.HasRole(authz.RoleAdmin) {
-			h.log.Info("management request denied", "object_id", p.ObjectID, "method", r.Method, "path", r.URL.Path)
-			writeError(w, http.StatusForbidden, "Forbidden", "object id "+p.ObjectID+" is not a keygate administrator")
-			return
-		}
-		if err := fn(w, r, p); err != nil {
-			h.fail(w, r, p, err)
+		if err := fn(rw, r, &request{caller: p, rec: rec}); err != nil {
+			rec.Reason = h.fail(rw, r, p, err)
 		}
 	})
 }
 
-// vaultJSON is a vault as Azure's resource shows it.
-type vaultJSON struct {
-	Name       string          `json:"name"`
-	Type       string          `json:"type"`
-	Properties vaultProperties `json:"properties"`
-}
-
-type vaultProperties struct {
-	TenantID                     string               `json:"tenantId"`
-	AccessPolicies               []authz.AccessPolicy `json:"accessPolicies"`
-	EnableSoftDelete             bool                 `json:"enableSoftDelete"`
-	SoftDeleteRetentionInDays    int                  `json:"softDeleteRetentionInDays"`
-	EnabledForTemplateDeployment bool                 `json:"enabledForTemplateDeployment"`
-}
-
-func toJSON(v *vault.Vault) vaultJSON {
-	policies := v.AccessPolicies
-	if policies == nil {
-		policies = []authz.AccessPolicy{}
+// authenticate returns the administrator r's token names, or the status
+// and message of the refusal.
+func (h *Handler) authenticate(r *http.Request) (authz.Principal, int, string) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return authz.Principal{}, http.StatusUnauthorized, "a bearer token for " + Audience + " is required"
 	}
-	return vaultJSON{
-		Name: v.Name,
-		Type: "Microsoft.KeyVault/vaults",
-		Properties: vaultProperties{
-			TenantID:                     v.TenantID,
-			AccessPolicies:               policies,
-			EnableSoftDelete:             v.EnableSoftDelete,
-			SoftDeleteRetentionInDays:    v.SoftDeleteRetentionInDays,
-			EnabledForTemplateDeployment: v.EnabledForTemplateDeployment,
-		},
-	}
-}
-
-func (h *Handler) listVaults(w http.ResponseWriter, r *http.Request, _ authz.Principal) error {
-	names, err := h.vaults.VaultNames(r.Context())
+	p, err := h.verifier.Verify(strings.TrimSpace(token))
 	if err != nil {
-		return err
+		return authz.Principal{}, http.StatusUnauthorized, err.Error()
 	}
-	out := make([]vaultJSON, 0, len(names))
-	for _, n := range names {
-		v, err := h.vaults.Vault(r.Context(), n)
-		if err != nil {
-			return err
-		}
-		out = append(out, toJSON(v))
+	if !p.HasRole(authz.RoleAdmin) {
+		return p, http.StatusForbidden, "object id " + p.ObjectID + " is not a keygate administrator"
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"value": out})
-	return nil
+	return p, 0, ""
 }
 
-func (h *Handler) getVault(w http.ResponseWriter, r *http.Request, _ authz.Principal) error {
-	v, err := h.vaults.Vault(r.Context(), r.PathValue("vault"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, toJSON(v))
-	return nil
-}
-
-// policiesRequest is Azure's VaultAccessPolicyParameters.
-type policiesRequest struct {
-	Properties struct {
-		AccessPolicies []authz.AccessPolicy `json:"accessPolicies"`
-	} `json:"properties"`
-}
-
-func (h *Handler) updatePolicies(w http.ResponseWriter, r *http.Request, caller authz.Principal) error {
-	op := r.PathValue("operation")
-	if !slices.Contains([]string{"add", "replace", "remove"}, op) {
-		return badRequest("operation: %q is not one of add, replace, remove", op)
-	}
-	var req policiesRequest
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	if len(req.Properties.AccessPolicies) == 0 {
-		return badRequest("properties.accessPolicies: at least one entry is required")
-	}
-	name := r.PathValue("vault")
-	var (
-		v   *vault.Vault
-		err error
-	)
-	for _, p := range req.Properties.AccessPolicies {
-		v, err = h.applyPolicy(r, name, op, p)
-		if err != nil {
-			return err
-		}
-		h.log.Info("access policy changed", "vault", name, "operation", op,
-			"object_id", p.ObjectID, "by", caller.ObjectID)
-	}
-	writeJSON(w, http.StatusOK, toJSON(v))
-	return nil
-}
-
-func (h *Handler) applyPolicy(r *http.Request, name, op string, p authz.AccessPolicy) (*vault.Vault, error) {
-	ctx := r.Context()
-	switch op {
-	case "remove":
-		return h.vaults.DeleteAccessPolicy(ctx, name, p.TenantID, p.ObjectID)
-	case "add":
-		v, err := h.vaults.Vault(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		p = merged(v.AccessPolicies, p)
-	}
-	return h.vaults.SetAccessPolicy(ctx, name, p)
-}
-
-// merged adds the permissions of the existing entry for p's principal to p.
-func merged(existing []authz.AccessPolicy, p authz.AccessPolicy) authz.AccessPolicy {
-	for _, q := range existing {
-		if q.TenantID == p.TenantID && q.ObjectID == p.ObjectID {
-			p.Permissions.Keys = union(q.Permissions.Keys, p.Permissions.Keys)
-			p.Permissions.Secrets = union(q.Permissions.Secrets, p.Permissions.Secrets)
-			p.Permissions.Certificates = union(q.Permissions.Certificates, p.Permissions.Certificates)
-		}
-	}
-	return p
-}
-
-func union(a, b []string) []string {
-	out := slices.Clone(a)
-	for _, s := range b {
-		if !slices.ContainsFunc(out, func(t string) bool { return strings.EqualFold(s, t) }) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, caller authz.Principal, err error) {
+// fail answers a failed request and returns the message it sent, which
+// is safe to show.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, caller authz.Principal, err error) string {
+	status, code, msg := http.StatusInternalServerError, "InternalServerError", "the request failed"
 	var re *requestError
 	switch {
 	case errors.As(err, &re):
-		writeError(w, http.StatusBadRequest, "BadRequest", re.msg)
-	case errors.Is(err, vault.ErrNotFound):
-		writeError(w, http.StatusNotFound, "NotFound", err.Error())
-	case errors.Is(err, vault.ErrBadParameter):
-		writeError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		status, code, msg = http.StatusBadRequest, "BadRequest", re.msg
+	case errors.Is(err, vault.ErrBadParameter), errors.Is(err, identity.ErrInvalid):
+		status, code, msg = http.StatusBadRequest, "BadRequest", err.Error()
+	case errors.Is(err, vault.ErrNotFound), errors.Is(err, identity.ErrIdentityNotFound),
+		errors.Is(err, identity.ErrHostNotFound):
+		status, code, msg = http.StatusNotFound, "NotFound", err.Error()
+	case errors.Is(err, vault.ErrConflict), errors.Is(err, identity.ErrIdentityExists):
+		status, code, msg = http.StatusConflict, "Conflict", err.Error()
 	default:
 		h.log.Error("management request failed", "method", r.Method, "path", r.URL.Path,
 			"object_id", caller.ObjectID, "err", err)
-		writeError(w, http.StatusInternalServerError, "InternalServerError", "the request failed")
 	}
+	writeError(w, status, code, msg)
+	return msg
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }

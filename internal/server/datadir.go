@@ -20,6 +20,10 @@ func (d dataDir) masterKey() string { return d.path("master.key") }
 func (d dataDir) caFile() string    { return d.path("tls", "ca.pem") }
 func (d dataDir) adminFile() string { return d.path("admin.json") }
 
+// The local agent's credential and the environment its clients need.
+func (d dataDir) agentCredentialFile() string { return d.path("agent", "credential") }
+func (d dataDir) agentEnvFile() string        { return d.path("agent", "identity.env") }
+
 // prepare creates the data folder (mode 0700) and its tls folder, or
 // checks that an existing one is not open to other users: it holds the
 // master key and the administrator's credentials.

@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
+	"github.com/keygate/keygate/internal/audit"
 	"github.com/keygate/keygate/internal/client"
 	"github.com/keygate/keygate/internal/server"
 )
@@ -66,6 +67,7 @@ type testVault struct {
 	dir     string
 	clock   *clock
 	logs    *logBuffer
+	audit   *logBuffer // the audit log, JSON lines
 	creds   client.Credentials
 	http    *http.Client
 	secrets *azsecrets.Client
@@ -90,13 +92,15 @@ func startVaultNoConnect(t testing.TB, dir string, opts ...vaultOption) *testVau
 	if dir == "" {
 		dir = filepath.Join(t.TempDir(), "data")
 	}
-	tv := &testVault{t: t, dir: dir, clock: newClock(), logs: &logBuffer{}}
+	tv := &testVault{t: t, dir: dir, clock: newClock(), logs: &logBuffer{}, audit: &logBuffer{}}
+	log := slog.New(slog.NewJSONHandler(io.MultiWriter(tv.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := server.Config{
 		DataDir:  dir,
 		Listen:   "127.0.0.1:0",
 		StoreURL: testStoreURL(t, dir),
 		Now:      tv.clock.Now,
-		Logger:   slog.New(slog.NewJSONHandler(io.MultiWriter(tv.logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:   log,
+		Audit:    audit.NewWriter(tv.audit, log),
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -38,6 +38,10 @@ func TestMain(m *testing.M) {
 		runChild(dir)
 		return
 	}
+	if cfg := os.Getenv(miClientEnv); cfg != "" {
+		runMIClient(cfg)
+		return
+	}
 	if usePostgres() {
 		pgtest.Main(m)
 		return

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keygate/keygate/internal/agent"
+	"github.com/keygate/keygate/internal/audit"
 	"github.com/keygate/keygate/internal/authz"
 	"github.com/keygate/keygate/internal/identity"
 	"github.com/keygate/keygate/internal/manage"
@@ -86,11 +88,22 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown. Default 10 seconds.
 	ShutdownTimeout time.Duration
 
+	// AgentListen, when not empty, is the loopback address of a
+	// managed-identity agent the server runs beside the vault, for the
+	// identity LocalIdentity on host LocalHost (created on first start
+	// with get on the default vault's secrets). `keygate up` sets it.
+	AgentListen string
+
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
+
+	// Audit receives one record per request to the data plane, the
+	// management API, the authority's token endpoints and the local
+	// agent. nil discards them.
+	Audit audit.Logger
 }
 
 // Server is a vault server. Open prepares it, Serve serves until its
@@ -107,6 +120,8 @@ type Server struct {
 	renewer   *renew.Scheduler
 	listener  net.Listener
 	http      *http.Server
+	agent     *agent.Agent // nil unless Config.AgentListen is set
+	audit     audit.Logger
 
 	addr          string
 	vaultURL      string
@@ -118,9 +133,12 @@ type Server struct {
 
 // New returns a Server for cfg. It does no I/O.
 func New(cfg Config) *Server {
-	s := &Server{cfg: cfg, dir: dataDir(cfg.DataDir), log: cfg.Logger, now: cfg.Now}
+	s := &Server{cfg: cfg, dir: dataDir(cfg.DataDir), log: cfg.Logger, now: cfg.Now, audit: cfg.Audit}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.audit == nil {
+		s.audit = audit.Discard
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -226,7 +244,9 @@ func (s *Server) Open(ctx context.Context) (err error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	return nil
+
+	// The local agent, which talks to the listener above once it serves.
+	return s.openAgent(ctx, cert)
 }
 
 // setURLs derives the vault URL, the authority host and the resource from
@@ -297,6 +317,7 @@ func (s *Server) openServices(ctx context.Context, sealer *seal.Sealer) error {
 		TokenLifetime: s.cfg.TokenLifetime,
 		Now:           s.now,
 		Logger:        s.log.With("component", "identity"),
+		Audit:         s.audit,
 	})
 	if err := s.authority.Init(ctx); err != nil {
 		return fmt.Errorf("starting identity authority: %w", err)
@@ -329,16 +350,24 @@ func (s *Server) routes() http.Handler {
 		})
 	}
 	httpapi.New(httpapi.Config{
-		Vaults:    s.vaults,
-		Verifier:  verifier(s.resource),
-		Authority: strings.TrimSuffix(s.authorityHost, "/") + "/" + tenant,
-		Resource:  s.resource,
-		Logger:    s.log.With("component", "httpapi"),
+		Vaults:       s.vaults,
+		Verifier:     verifier(s.resource),
+		Authority:    strings.TrimSuffix(s.authorityHost, "/") + "/" + tenant,
+		Resource:     s.resource,
+		VaultForHost: s.vaultForHost,
+		Logger:       s.log.With("component", "httpapi"),
+		Audit:        s.audit,
+		Now:          s.now,
 	}).Register(mux)
 	manage.New(manage.Config{
-		Vaults:   s.vaults,
-		Verifier: verifier(manage.Audience),
-		Logger:   s.log.With("component", "manage"),
+		Vaults:             s.vaults,
+		Identities:         s.authority,
+		Verifier:           verifier(manage.Audience),
+		VaultURL:           s.VaultURL,
+		ReservedVaultNames: s.reservedVaultNames(),
+		Logger:             s.log.With("component", "manage"),
+		Audit:              s.audit,
+		Now:                s.now,
 	}).Register(mux)
 	return mux
 }
@@ -359,6 +388,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.ServeTLS(s.listener, "", "") }()
 	s.log.Info("vault listening", "url", s.vaultURL, "addr", s.addr, "resource", s.resource)
+	if s.agent != nil {
+		wg.Go(func() {
+			if err := s.agent.Serve(bg); err != nil {
+				s.log.Error("identity agent stopped", "err", err)
+			}
+		})
+	}
 
 	select {
 	case err := <-errc:
@@ -381,6 +417,9 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		if s.listener != nil {
 			s.listener.Close()
+		}
+		if s.agent != nil {
+			s.agent.Close()
 		}
 		if s.st != nil {
 			err = s.st.Close()

@@ -54,10 +54,11 @@ func (s *Server) serverCertificate(ctx context.Context, st store.Store, sealer *
 }
 
 // certNames lists the names the server certificate covers: the configured
-// host name, the public URL's host, localhost, the listening address, and
+// host name, the public URL's host, localhost, the names of the other
+// vaults (*.DOMAIN, see vault_hosts.go), the listening address, and
 // loopback.
 func (s *Server) certNames() ([]string, []net.IP) {
-	names := []string{"localhost"}
+	names := []string{"localhost", "*." + s.vaultDomain()}
 	if s.cfg.Hostname != "" {
 		names = append([]string{s.cfg.Hostname}, names...)
 	}

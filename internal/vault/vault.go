@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,10 +67,13 @@ type Service struct {
 	log    *slog.Logger
 
 	// mu guards vaults, a cache of vault properties. Every request checks
-	// access policies, so they are kept decoded in memory; this process's
-	// writes update the cache in the same step as the store.
+	// network rules and access policies, so they are kept decoded in
+	// memory; this process's writes (and deletions) update the cache in
+	// the same step as the store.
 	// TODO: replicas sharing a store (PostgreSQL) must learn of each
-	// other's policy changes; until then the cache is per process.
+	// other's changes to policies, network rules and vaults (created,
+	// deleted); until then the cache is per process, and a vault another
+	// replica deleted is served from it here.
 	mu     sync.RWMutex
 	vaults map[string]*Vault
 }
@@ -101,6 +106,7 @@ type Vault struct {
 	EnableSoftDelete             bool                 `json:"enableSoftDelete"`
 	SoftDeleteRetentionInDays    int                  `json:"softDeleteRetentionInDays"`
 	EnabledForTemplateDeployment bool                 `json:"enabledForTemplateDeployment"`
+	NetworkACLs                  authz.NetworkACLs    `json:"networkAcls"`
 	Created                      time.Time            `json:"created"`
 	Updated                      time.Time            `json:"updated"`
 }
@@ -132,16 +138,8 @@ func (s *Service) EnsureVault(ctx context.Context, name, tenantID string, polici
 		if !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		now := s.now().UTC()
-		out = &Vault{
-			Name:                      name,
-			TenantID:                  tenantID,
-			AccessPolicies:            policies,
-			EnableSoftDelete:          true,
-			SoftDeleteRetentionInDays: DefaultRetentionDays,
-			Created:                   now,
-			Updated:                   now,
-		}
+		out = s.newVault(name, tenantID)
+		out.AccessPolicies = policies
 		return putJSON(tx, bucketVaults, name, out)
 	})
 	if err != nil {
@@ -289,6 +287,222 @@ func getJSON(tx store.Tx, bucket, key string, v any) error {
 func unmarshal(b []byte, v any) error {
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("decoding stored record: %w", err)
+	}
+	return nil
+}
+
+// Bounds of a vault's soft-delete retention, as Azure's.
+const (
+	MinRetentionDays = 7
+	MaxRetentionDays = 90
+)
+
+// newVault returns the properties of a new vault with Azure's defaults:
+// soft delete on for 90 days, the firewall open, no access policies.
+func (s *Service) newVault(name, tenantID string) *Vault {
+	now := s.now().UTC()
+	return &Vault{
+		Name:                      name,
+		TenantID:                  tenantID,
+		AccessPolicies:            []authz.AccessPolicy{},
+		EnableSoftDelete:          true,
+		SoftDeleteRetentionInDays: DefaultRetentionDays,
+		NetworkACLs: authz.NetworkACLs{
+			DefaultAction: authz.ActionAllow, Bypass: authz.BypassAzureServices, IPRules: []authz.IPRule{},
+		},
+		Created: now,
+		Updated: now,
+	}
+}
+
+// VaultProperties are the settable properties of a vault, named as on
+// Azure's resource. A nil field is left as it is (on creation: as the
+// default).
+type VaultProperties struct {
+	AccessPolicies               *[]authz.AccessPolicy
+	EnableSoftDelete             *bool
+	SoftDeleteRetentionInDays    *int
+	EnabledForTemplateDeployment *bool
+	NetworkACLs                  *authz.NetworkACLs
+}
+
+// apply checks p and sets its fields on v. The error names the first bad
+// field and wraps ErrBadParameter; v may be half changed then, so callers
+// apply to a copy.
+func (p VaultProperties) apply(v *Vault) error {
+	if p.AccessPolicies != nil {
+		for i, ap := range *p.AccessPolicies {
+			if err := ap.Validate(); err != nil {
+				return badParameter("accessPolicies[%d].%s", i, err)
+			}
+		}
+		v.AccessPolicies = slices.Clone(*p.AccessPolicies)
+	}
+	if p.EnableSoftDelete != nil && !*p.EnableSoftDelete {
+		// Azure made soft delete mandatory in 2020; keygate's retention
+		// and recovery are built on it.
+		return badParameter("enableSoftDelete: soft delete cannot be turned off; shorten softDeleteRetentionInDays instead")
+	}
+	if d := p.SoftDeleteRetentionInDays; d != nil {
+		if *d < MinRetentionDays || *d > MaxRetentionDays {
+			return badParameter("softDeleteRetentionInDays: %d is not between %d and %d", *d, MinRetentionDays, MaxRetentionDays)
+		}
+		v.SoftDeleteRetentionInDays = *d
+	}
+	if p.EnabledForTemplateDeployment != nil {
+		v.EnabledForTemplateDeployment = *p.EnabledForTemplateDeployment
+	}
+	if p.NetworkACLs != nil {
+		acls, err := p.NetworkACLs.Normalize()
+		if err != nil {
+			return badParameter("%s", err)
+		}
+		v.NetworkACLs = acls
+	}
+	return nil
+}
+
+// CreateVault creates the vault called name (lower-cased: vault names are
+// host name labels) in tenantID with Azure's defaults overridden by p. A
+// vault of that name is ErrConflict; a bad name or property is
+// ErrBadParameter, and nothing is stored.
+func (s *Service) CreateVault(ctx context.Context, name, tenantID string, p VaultProperties) (*Vault, error) {
+	if err := ValidateVaultName(name); err != nil {
+		return nil, err
+	}
+	name = strings.ToLower(name)
+	v := s.newVault(name, tenantID)
+	if err := p.apply(v); err != nil {
+		return nil, err
+	}
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		_, err := loadVault(tx, name)
+		switch {
+		case err == nil:
+			return errorf(ErrConflict, "vault %s already exists", name)
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		return putJSON(tx, bucketVaults, name, v)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cacheVault(v)
+	s.log.Info("created vault", "vault", name)
+	return v, nil
+}
+
+// UpdateVault sets the properties p gives on the vault called name. A bad
+// property is ErrBadParameter, and nothing changes.
+func (s *Service) UpdateVault(ctx context.Context, name string, p VaultProperties) (*Vault, error) {
+	return s.updateVault(ctx, name, p.apply)
+}
+
+// AddIPRules adds rules (addresses or CIDR ranges) to the vault's network
+// rules, as `az keyvault network-rule add` does; rules already present are
+// kept once.
+func (s *Service) AddIPRules(ctx context.Context, name string, rules []string) (*Vault, error) {
+	return s.updateVault(ctx, name, func(v *Vault) error {
+		acls := v.NetworkACLs
+		acls.IPRules = slices.Clone(acls.IPRules)
+		for _, r := range rules {
+			acls.IPRules = append(acls.IPRules, authz.IPRule{Value: r})
+		}
+		return VaultProperties{NetworkACLs: &acls}.apply(v)
+	})
+}
+
+// RemoveIPRules removes rules from the vault's network rules. A rule is
+// matched after normalizing, so 10.0.0.1 removes 10.0.0.1/32; a rule the
+// vault does not have is ErrNotFound.
+func (s *Service) RemoveIPRules(ctx context.Context, name string, rules []string) (*Vault, error) {
+	return s.updateVault(ctx, name, func(v *Vault) error {
+		acls := v.NetworkACLs
+		acls.IPRules = slices.Clone(acls.IPRules)
+		for i, r := range rules {
+			p, err := authz.ParseIPRule(r)
+			if err != nil {
+				return badParameter("ipRules[%d].value: %s", i, err)
+			}
+			n := len(acls.IPRules)
+			acls.IPRules = slices.DeleteFunc(acls.IPRules, func(x authz.IPRule) bool { return x.Value == p.String() })
+			if len(acls.IPRules) == n {
+				return errorf(ErrNotFound, "vault %s has no IP rule %s", name, p)
+			}
+		}
+		return VaultProperties{NetworkACLs: &acls}.apply(v)
+	})
+}
+
+// DeleteVault deletes the vault called name with every object in it, for
+// good: the objects' soft-delete retention does not outlive their vault.
+// The default vault cannot be deleted.
+//
+// TODO: Azure soft-deletes vaults too (recoverable for the retention
+// period, name reserved). keygate deletes at once; a deleted vault's data
+// is gone, which the CLI and README say.
+func (s *Service) DeleteVault(ctx context.Context, name string) error {
+	if name == DefaultVault {
+		return badParameter("vault %s is the default vault, served at the server's bare address, and cannot be deleted", name)
+	}
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		if _, err := loadVault(tx, name); err != nil {
+			return err
+		}
+		for _, b := range vaultBuckets(name) {
+			if err := deletePrefix(tx, b, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("deleting vault %s: %w", name, err)
+			}
+		}
+		return tx.Delete(bucketVaults, name)
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.vaults, name)
+	s.mu.Unlock()
+	s.log.Info("deleted vault", "vault", name)
+	return nil
+}
+
+// vaultBuckets lists every bucket that holds a vault's objects. A kind of
+// object that adds a bucket must add it here, or DeleteVault leaves its
+// records behind for a later vault of the same name to find.
+func vaultBuckets(vault string) []string {
+	return []string{
+		secretsBucket(vault), versionsBucket(vault), purgeBucket(vault),
+		certsBucket(vault), certVersionsBucket(vault), leasesBucket(vault),
+		issuersBucket(vault), metaBucket(vault), eventsBucket(vault),
+	}
+}
+
+// ValidateVaultName checks a vault name against Azure's rule: 3 to 24
+// letters, digits and hyphens, starting with a letter, ending with a
+// letter or digit, without two hyphens in a row. Such a name is also a
+// host name label, which is how clients address the vault.
+func ValidateVaultName(name string) error {
+	bad := func(why string) error {
+		return badParameter("vault name: %q %s", quoteName(name), why)
+	}
+	if len(name) < 3 || len(name) > 24 {
+		return bad("must be 3 to 24 characters long")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		switch {
+		case i == 0 && !letter:
+			return bad("must start with a letter")
+		case letter || c >= '0' && c <= '9':
+		case c != '-':
+			return bad("may hold only letters, digits and hyphens")
+		case i == len(name)-1:
+			return bad("must end with a letter or digit")
+		case name[i+1] == '-':
+			return bad("must not hold two hyphens in a row")
+		}
 	}
 	return nil
 }

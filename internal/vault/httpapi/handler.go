@@ -1,8 +1,9 @@
 // Package httpapi serves keygate's vault over the Azure Key Vault REST API:
 // paths, JSON shapes, error bodies, status codes and the bearer challenge
 // exactly as the Azure SDKs expect them. It translates between the wire and
-// package vault, and checks every request's token and access policy before
-// it reaches the domain.
+// package vault, and checks every request before it reaches the domain:
+// the vault's network rules, then the token, then the access policy. Every
+// request, whatever its outcome, leaves one audit record.
 package httpapi
 
 import (
@@ -12,9 +13,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/keygate/keygate/internal/audit"
 	"github.com/keygate/keygate/internal/authz"
 	"github.com/keygate/keygate/internal/vault"
 )
@@ -51,6 +55,12 @@ type Config struct {
 	// Logger receives one debug line per request and info lines for
 	// denials. nil discards them.
 	Logger *slog.Logger
+
+	// Audit receives one record per request. nil discards them.
+	Audit audit.Logger
+
+	// Now is the clock of audit records; nil means time.Now.
+	Now func() time.Time
 }
 
 // Body limits. A secret value is at most 25 KB, which JSON escaping can
@@ -67,6 +77,8 @@ type Handler struct {
 	challenge string
 	vaultFor  func(host string) string
 	log       *slog.Logger
+	audit     audit.Logger
+	now       func() time.Time
 	mux       *http.ServeMux
 }
 
@@ -78,6 +90,8 @@ func New(cfg Config) *Handler {
 		challenge: `Bearer authorization="` + cfg.Authority + `", resource="` + cfg.Resource + `"`,
 		vaultFor:  cfg.VaultForHost,
 		log:       cfg.Logger,
+		audit:     cfg.Audit,
+		now:       cfg.Now,
 		mux:       http.NewServeMux(),
 	}
 	if h.vaultFor == nil {
@@ -86,15 +100,32 @@ func New(cfg Config) *Handler {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	if h.audit == nil {
+		h.audit = audit.Discard
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
 	h.routes()
 	h.certificateRoutes()
 	h.keyRoutes()
 	return h
 }
 
-// ServeHTTP serves one request.
+// ServeHTTP serves one request and audits it, whatever comes of it. The
+// route's handler (op) applies the checks and records its outcome in the
+// call this puts in the request's context; a request no route matches is
+// audited as operation "Unknown".
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.mux.ServeHTTP(w, r)
+	c := &call{requestID: newRequestID(), vault: h.vaultFor(r.Host), addr: authz.PeerAddr(r.RemoteAddr)}
+	w.Header().Set("x-ms-request-id", c.requestID)
+	rw := audit.NewRecorder(w)
+	r = r.WithContext(context.WithValue(r.Context(), callKey{}, c))
+
+	// The mux sets r's pattern and path values, which the audit record
+	// reads its operation and object from.
+	defer h.auditRequest(r, c, rw)
+	h.mux.ServeHTTP(rw, r)
 }
 
 // Register adds the data-plane routes to mux, for a server that serves
@@ -117,6 +148,35 @@ type call struct {
 	vault      string
 	apiVersion string
 	requestID  string
+
+	// addr is the peer's address, which network rules judge.
+	addr netip.Addr
+
+	// props are the vault's properties, read before authentication for
+	// its network rules.
+	props *vault.Vault
+
+	// serviceOnly is set when the network rules deny addr but let
+	// keygate's own services bypass them: only a caller with
+	// authz.RoleService may proceed.
+	serviceOnly bool
+
+	// reason says why the request was refused or failed, for the audit
+	// record; it holds only messages safe to show the client.
+	reason string
+}
+
+// callKey is the context key of a request's *call.
+type callKey struct{}
+
+// callOf returns the call ServeHTTP started for r, or a new one for a
+// request that reached an operation some other way (which then goes
+// unaudited).
+func (h *Handler) callOf(r *http.Request) *call {
+	if c, ok := r.Context().Value(callKey{}).(*call); ok {
+		return c
+	}
+	return &call{requestID: newRequestID(), vault: h.vaultFor(r.Host), addr: authz.PeerAddr(r.RemoteAddr)}
 }
 
 // opFunc is an operation's handler, run once the request has passed every
@@ -125,12 +185,15 @@ type opFunc func(w http.ResponseWriter, r *http.Request, c *call) error
 
 // op wraps an operation that needs permission perm on objects of kind
 // (authz.KindSecrets, ...) with the checks every request goes through, in
-// the order Key Vault applies them: the bearer token before anything of
-// the request is read, then api-version, then the access policy.
+// the order Key Vault applies them: the vault's network rules, then the
+// bearer token, both before anything of the request is read, then
+// api-version, then the access policy.
 func (h *Handler) op(kind, perm string, notFound string, fn opFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c := &call{requestID: newRequestID()}
-		w.Header().Set("x-ms-request-id", c.requestID)
+		c := h.callOf(r)
+		if !h.admit(w, r, c) {
+			return
+		}
 		if !h.authenticate(w, r, c) {
 			return
 		}
@@ -152,21 +215,29 @@ func (h *Handler) op(kind, perm string, notFound string, fn opFunc) http.Handler
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, c *call) bool {
 	token, ok := bearerToken(r)
 	if !ok {
-		h.unauthorized(w, "Bearer token is missing: request a token with the scope named by this challenge.")
+		h.unauthorized(w, c, "Bearer token is missing: request a token with the scope named by this challenge.")
 		return false
 	}
 	p, err := h.verifier.Verify(token)
 	if err != nil {
 		h.log.Info("token refused", "method", r.Method, "path", r.URL.Path, "remote_addr", r.RemoteAddr,
 			"reason", err.Error(), "request_id", c.requestID)
-		h.unauthorized(w, "AKV10000: Request is missing a valid bearer token: "+err.Error())
+		h.unauthorized(w, c, "AKV10000: Request is missing a valid bearer token: "+err.Error())
 		return false
 	}
 	c.principal = p
+
+	// A caller the network rules let in only as one of keygate's own
+	// services is known now.
+	if c.serviceOnly && !p.HasRole(authz.RoleService) {
+		h.firewallDenied(w, r, c)
+		return false
+	}
 	return true
 }
 
-func (h *Handler) unauthorized(w http.ResponseWriter, msg string) {
+func (h *Handler) unauthorized(w http.ResponseWriter, c *call, msg string) {
+	c.reason = msg
 	w.Header().Set("WWW-Authenticate", h.challenge)
 	writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "Unauthorized", Message: msg})
 }
@@ -192,10 +263,12 @@ func (h *Handler) check(r *http.Request, c *call, kind, perm string) error {
 		return badRequest("api-version: %q is not supported; supported versions are %s",
 			truncate(c.apiVersion, 20), strings.Join(APIVersions, ", "))
 	}
-	c.vault = h.vaultFor(r.Host)
-	v, err := h.vaults.Vault(r.Context(), c.vault)
-	if err != nil {
-		return err
+	v := c.props
+	if v == nil {
+		var err error
+		if v, err = h.vaults.Vault(r.Context(), c.vault); err != nil {
+			return err
+		}
 	}
 	if !authz.Allows(v.AccessPolicies, c.principal, kind, perm) {
 		return &apiError{
@@ -215,6 +288,7 @@ func apiVersion(r *http.Request) string {
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, c *call, err error, notFound string) {
 	ae := toAPIError(err, notFound)
+	c.reason = ae.Message
 	attrs := []any{"method", r.Method, "path", r.URL.Path, "vault", c.vault,
 		"object_id", c.principal.ObjectID, "status", ae.Status, "request_id", c.requestID}
 	switch {
