@@ -56,6 +56,10 @@ type Principal struct {
 	ObjectID string   // oid claim
 	ClientID string   // azp claim, or appid when azp is absent
 	Roles    []string // roles claim; read-only, it may be shared
+
+	// Expires is when the token that named the principal expires; zero
+	// for a principal not read from a token.
+	Expires time.Time
 }
 
 // HasRole reports whether p holds role. Role names compare exactly, as
@@ -220,7 +224,8 @@ func (v *Verifier) verify(token string) (cacheEntry, error) {
 	if c.TenantID != v.cfg.TenantID {
 		return cacheEntry{}, ErrWrongTenant
 	}
-	p := Principal{TenantID: c.TenantID, ObjectID: c.ObjectID, ClientID: c.AZP, Roles: c.Roles}
+	p := Principal{TenantID: c.TenantID, ObjectID: c.ObjectID, ClientID: c.AZP, Roles: c.Roles,
+		Expires: c.ExpiresAt.Time}
 	if p.ClientID == "" {
 		p.ClientID = c.AppID
 	}

@@ -126,6 +126,7 @@ func TestVerifyGood(t *testing.T) {
 		ObjectID: "obj-1",
 		ClientID: "client-1",
 		Roles:    []string{authz.RoleAdmin},
+		Expires:  f.clock.Now().Add(time.Hour).Truncate(time.Second),
 	}
 	// The second call is served from the cache and must agree.
 	for _, pass := range []string{"fresh", "cached"} {

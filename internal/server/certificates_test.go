@@ -795,8 +795,17 @@ func TestRenewalAfterRestart(t *testing.T) {
 	tv2.clock.Advance(330 * 24 * time.Hour) // past the default 80% of the lifetime
 	tv2.srv.RunCertificateJobs(ctxLong(t))
 	tv2.connect()
-	if v := listVersions(t, tv2.certs(), "restarted"); len(v) != 2 {
-		t.Errorf("%d versions after a restart past the renewal point, want 2", len(v))
+	// The scheduler's own pass may hold the job's lease when the one
+	// above runs, and then renews a moment later.
+	var versions []string
+	for range 100 {
+		if versions = listVersions(t, tv2.certs(), "restarted"); len(versions) >= 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(versions) != 2 {
+		t.Errorf("%d versions after a restart past the renewal point, want 2", len(versions))
 	}
 	if strings.Contains(tv.logs.String()+tv2.logs.String(), "BEGIN PRIVATE KEY") {
 		t.Errorf("a private key reached the log")

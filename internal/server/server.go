@@ -117,6 +117,7 @@ type Server struct {
 	st        store.Store
 	authority *identity.Authority
 	vaults    *vault.Service
+	dataPlane *httpapi.Handler
 	renewer   *renew.Scheduler
 	listener  net.Listener
 	http      *http.Server
@@ -244,6 +245,8 @@ func (s *Server) Open(ctx context.Context) (err error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	// Event streams never end by themselves; a shutdown ends them.
+	s.http.RegisterOnShutdown(s.dataPlane.EndStreams)
 
 	// The local agent, which talks to the listener above once it serves.
 	return s.openAgent(ctx, cert)
@@ -349,7 +352,7 @@ func (s *Server) routes() http.Handler {
 			Keys: s.authority, Now: s.now,
 		})
 	}
-	httpapi.New(httpapi.Config{
+	s.dataPlane = httpapi.New(httpapi.Config{
 		Vaults:       s.vaults,
 		Verifier:     verifier(s.resource),
 		Authority:    strings.TrimSuffix(s.authorityHost, "/") + "/" + tenant,
@@ -358,7 +361,8 @@ func (s *Server) routes() http.Handler {
 		Logger:       s.log.With("component", "httpapi"),
 		Audit:        s.audit,
 		Now:          s.now,
-	}).Register(mux)
+	})
+	s.dataPlane.Register(mux)
 	manage.New(manage.Config{
 		Vaults:             s.vaults,
 		Identities:         s.authority,

@@ -66,14 +66,8 @@ func EventsTopic(vault string) string { return "vault/" + vault + "/events" }
 
 // recordEvent appends e to vault's log inside tx, with the next id.
 func recordEvent(tx store.Tx, vault string, e Event) error {
-	var last uint64
-	b, err := tx.Get(metaBucket(vault), eventSeqKey)
-	switch {
-	case err == nil:
-		if last, err = strconv.ParseUint(string(b), 10, 64); err != nil {
-			return fmt.Errorf("reading event sequence: %w", err)
-		}
-	case !errors.Is(err, store.ErrNotFound):
+	last, err := lastEventID(tx, vault)
+	if err != nil {
 		return err
 	}
 	e.ID = last + 1
@@ -166,4 +160,49 @@ func (s *Service) PruneEvents(ctx context.Context, vault string, before time.Tim
 		return nil
 	})
 	return n, err
+}
+
+// LastEventID returns the id of vault's newest event, or 0 when it has
+// recorded none. A subscriber that starts from it sees every later event.
+func (s *Service) LastEventID(ctx context.Context, vault string) (uint64, error) {
+	if _, err := s.Vault(ctx, vault); err != nil {
+		return 0, err
+	}
+	var last uint64
+	err := s.store.View(ctx, func(tx store.Tx) (err error) {
+		last, err = lastEventID(tx, vault)
+		return err
+	})
+	return last, err
+}
+
+// lastEventID reads the id of vault's newest event inside tx: 0 before
+// the first.
+func lastEventID(tx store.Tx, vault string) (uint64, error) {
+	b, err := tx.Get(metaBucket(vault), eventSeqKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	last, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("reading event sequence: %w", err)
+	}
+	return last, nil
+}
+
+// SubscribeEvents returns a channel that receives a value soon after new
+// events of vault are recorded, by this process or, where the store tells
+// processes of each other's writes, by any other; and a function that ends
+// the subscription. Wake-ups are hints that may coalesce: the subscriber
+// reads Events after the last id it saw. Where the store cannot notify,
+// the channel never receives, and the subscriber must look on a timer.
+func (s *Service) SubscribeEvents(vault string) (<-chan struct{}, func()) {
+	n, ok := s.store.(store.Notifier)
+	if !ok {
+		return nil, func() {}
+	}
+	return n.Subscribe(EventsTopic(vault))
 }

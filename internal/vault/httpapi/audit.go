@@ -195,6 +195,7 @@ var operations = map[string]string{
 	"POST /deletedcertificates/{}/recover": "CertificateRecover",
 	"GET /keys/{}/":                        "KeyGet",
 	"GET /keys/{}/{}":                      "KeyGet",
+	"GET /keygate/events":                  "EventsSubscribe",
 }
 
 // operationName names the operation a request's route serves: Key

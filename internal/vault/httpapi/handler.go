@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keygate/keygate/internal/audit"
@@ -80,6 +81,10 @@ type Handler struct {
 	audit     audit.Logger
 	now       func() time.Time
 	mux       *http.ServeMux
+
+	// streamsDone is closed by EndStreams; endStreams closes it once.
+	streamsDone chan struct{}
+	endStreams  func()
 }
 
 // New returns a Handler. It does no I/O.
@@ -93,7 +98,10 @@ func New(cfg Config) *Handler {
 		audit:     cfg.Audit,
 		now:       cfg.Now,
 		mux:       http.NewServeMux(),
+
+		streamsDone: make(chan struct{}),
 	}
+	h.endStreams = sync.OnceFunc(func() { close(h.streamsDone) })
 	if h.vaultFor == nil {
 		h.vaultFor = func(string) string { return vault.DefaultVault }
 	}
@@ -109,6 +117,7 @@ func New(cfg Config) *Handler {
 	h.routes()
 	h.certificateRoutes()
 	h.keyRoutes()
+	h.eventRoutes()
 	return h
 }
 
@@ -140,6 +149,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("/deletedcertificates", h)
 	mux.Handle("/deletedcertificates/", h)
 	mux.Handle("/keys/", h)
+	mux.Handle(eventsPath, h)
 }
 
 // call is what the checks before an operation established about a request.
@@ -253,7 +263,7 @@ func bearerToken(r *http.Request) (string, bool) {
 }
 
 // check validates api-version, finds the vault and applies its access
-// policy.
+// policy. An operation with no kind checks its grants itself.
 func (h *Handler) check(r *http.Request, c *call, kind, perm string) error {
 	c.apiVersion = apiVersion(r)
 	if !slices.Contains(APIVersions, c.apiVersion) {
@@ -270,7 +280,7 @@ func (h *Handler) check(r *http.Request, c *call, kind, perm string) error {
 			return err
 		}
 	}
-	if !authz.Allows(v.AccessPolicies, c.principal, kind, perm) {
+	if kind != "" && !authz.Allows(v.AccessPolicies, c.principal, kind, perm) {
 		return &apiError{
 			Status: http.StatusForbidden, Code: "Forbidden", Inner: "AccessDenied",
 			Message: sprintf("The user, group or application 'appid=%s;oid=%s' does not have %s %s permission on key vault '%s'.",
