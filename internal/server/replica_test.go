@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/keygate/keygate/internal/client"
+	"github.com/keygate/keygate/internal/manage"
 	"github.com/keygate/keygate/internal/server"
 )
 
@@ -60,6 +62,30 @@ func pin(t *testing.T, creds client.Credentials, addr string) *replica {
 		t.Fatal(err)
 	}
 	return &replica{addr: addr, http: hc, secrets: sc}
+}
+
+// setPolicy applies op (add, remove) to objectID's secrets get grant on
+// the default vault through this replica's management API.
+func (rp *replica) setPolicy(t *testing.T, admin client.Credentials, op, objectID string) {
+	t.Helper()
+	tok, err := admin.Token(ctxT(t), rp.http, manage.Audience+"/.default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"properties": map[string]any{"accessPolicies": []any{map[string]any{
+		"tenantId": admin.TenantID, "objectId": objectID, "permissions": map[string]any{"secrets": []string{"get"}},
+	}}}})
+	req, _ := http.NewRequest(http.MethodPut, replicaURL+"/management/vaults/default/accessPolicies/"+op, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := rp.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s policy: %d", op, resp.StatusCode)
+	}
 }
 
 // startReplicaProcess starts a vault process on the database at storeURL
@@ -128,6 +154,33 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("token issued by replica A, used at replica B: %d, want 200", resp.StatusCode)
+		}
+	})
+
+	t.Run("a policy changed on one is applied by the other", func(t *testing.T) {
+		sp, secret, err := b.srv.Authority().CreateServicePrincipal(ctxT(t), "replica-reader", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reader := creds
+		reader.ClientID, reader.ClientSecret = sp.ClientID, secret
+		readerB := pin(t, reader, b.srv.Addr())
+		status := func() int {
+			_, err := readerB.secrets.GetSecret(ctxT(t), "crossed-0", "", nil)
+			if err == nil {
+				return http.StatusOK
+			}
+			return statusOf(err)
+		}
+		if got := status(); got != http.StatusForbidden { // and B caches the vault's policies
+			t.Fatalf("before the grant: %d, want 403", got)
+		}
+		for _, step := range []struct {
+			op   string
+			want int
+		}{{"add", http.StatusOK}, {"remove", http.StatusForbidden}} {
+			repA.setPolicy(t, creds, step.op, sp.ObjectID)
+			waitFor(t, func() bool { return status() == step.want })
 		}
 	})
 

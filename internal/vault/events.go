@@ -78,16 +78,9 @@ func recordEvent(tx store.Tx, vault string, e Event) error {
 }
 
 // notifyEvents wakes the subscribers of vault's events, in every process,
-// once a transaction that recorded some has committed. A failure only
-// delays them until they look on their own timer, so it is logged.
+// once a transaction that recorded some has committed.
 func (s *Service) notifyEvents(ctx context.Context, vault string) {
-	n, ok := s.store.(store.Notifier)
-	if !ok {
-		return
-	}
-	if err := n.Notify(ctx, EventsTopic(vault)); err != nil {
-		s.log.Warn("notifying event subscribers failed", "vault", vault, "err", err)
-	}
+	s.notify(ctx, EventsTopic(vault))
 }
 
 // Events returns up to max events of vault with ids greater than after,

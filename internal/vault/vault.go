@@ -66,16 +66,19 @@ type Service struct {
 	now    func() time.Time
 	log    *slog.Logger
 
-	// mu guards vaults, a cache of vault properties. Every request checks
-	// network rules and access policies, so they are kept decoded in
-	// memory; this process's writes (and deletions) update the cache in
-	// the same step as the store.
-	// TODO: replicas sharing a store (PostgreSQL) must learn of each
-	// other's changes to policies, network rules and vaults (created,
-	// deleted); until then the cache is per process, and a vault another
-	// replica deleted is served from it here.
+	// changed wakes after any process sharing the store changed vault
+	// properties (nil where the store cannot tell); see dropStale.
+	changed <-chan struct{}
+
+	// mu guards vaults, a cache of vault properties, and gen. Every
+	// request checks network rules and access policies, so they are kept
+	// decoded in memory. Every change drops the cache, here and, through
+	// the store's notifications, in every other process on the store;
+	// gen counts the drops, so that a read that began before one does not
+	// put what it read back.
 	mu     sync.RWMutex
 	vaults map[string]*Vault
+	gen    uint64
 }
 
 // New returns a Service. It does no I/O.
@@ -87,6 +90,11 @@ func New(cfg Config) *Service {
 		now:    cfg.Now,
 		log:    cfg.Logger,
 		vaults: make(map[string]*Vault),
+	}
+	if n, ok := cfg.Store.(store.Notifier); ok {
+		// The subscription lives as long as the process: a Service is
+		// made once per server.
+		s.changed, _ = n.Subscribe(vaultsTopic)
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -145,15 +153,17 @@ func (s *Service) EnsureVault(ctx context.Context, name, tenantID string, polici
 	if err != nil {
 		return nil, err
 	}
-	s.cacheVault(out)
+	s.vaultChanged(ctx, name)
 	return out, nil
 }
 
 // Vault returns the properties of the vault called name. The result is
 // shared: callers must not modify it.
 func (s *Service) Vault(ctx context.Context, name string) (*Vault, error) {
+	s.dropStale()
 	s.mu.RLock()
 	v, ok := s.vaults[name]
+	gen := s.gen
 	s.mu.RUnlock()
 	if ok {
 		return v, nil
@@ -166,7 +176,11 @@ func (s *Service) Vault(ctx context.Context, name string) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.cacheVault(v)
+	s.mu.Lock()
+	if s.gen == gen {
+		s.vaults[name] = v
+	}
+	s.mu.Unlock()
 	return v, nil
 }
 
@@ -236,14 +250,50 @@ func (s *Service) updateVault(ctx context.Context, name string, change func(*Vau
 	if err != nil {
 		return nil, err
 	}
-	s.cacheVault(out)
+	s.vaultChanged(ctx, name)
 	return out, nil
 }
 
-func (s *Service) cacheVault(v *Vault) {
+// vaultsTopic is the store.Notifier topic woken after vault properties
+// change.
+const vaultsTopic = "vaults"
+
+// vaultChanged drops this process's cached properties of the vault called
+// name and tells the other processes on the store to drop theirs, once a
+// change to them has committed.
+func (s *Service) vaultChanged(ctx context.Context, name string) {
 	s.mu.Lock()
-	s.vaults[v.Name] = v
+	delete(s.vaults, name)
+	s.gen++
 	s.mu.Unlock()
+	s.notify(ctx, vaultsTopic)
+}
+
+// dropStale drops the whole cache when some process changed vault
+// properties since the last look. Notifications name no vault, and
+// changes are rare next to reads, so all go.
+func (s *Service) dropStale() {
+	select {
+	case <-s.changed:
+		s.mu.Lock()
+		clear(s.vaults)
+		s.gen++
+		s.mu.Unlock()
+	default:
+	}
+}
+
+// notify wakes topic's subscribers in every process on the store, where
+// the store can. A failure only delays them until they look on their own,
+// so it is logged.
+func (s *Service) notify(ctx context.Context, topic string) {
+	n, ok := s.store.(store.Notifier)
+	if !ok {
+		return
+	}
+	if err := n.Notify(ctx, topic); err != nil {
+		s.log.Warn("notifying other processes failed", "topic", topic, "err", err)
+	}
 }
 
 func loadVault(tx store.Tx, name string) (*Vault, error) {
@@ -388,7 +438,7 @@ func (s *Service) CreateVault(ctx context.Context, name, tenantID string, p Vaul
 	if err != nil {
 		return nil, err
 	}
-	s.cacheVault(v)
+	s.vaultChanged(ctx, name)
 	s.log.Info("created vault", "vault", name)
 	return v, nil
 }
@@ -460,9 +510,7 @@ func (s *Service) DeleteVault(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	delete(s.vaults, name)
-	s.mu.Unlock()
+	s.vaultChanged(ctx, name)
 	s.log.Info("deleted vault", "vault", name)
 	return nil
 }
