@@ -27,8 +27,34 @@ func identityCommand() *cobra.Command {
 		identityNameCommand(&f, "show", "Show a managed identity", http.MethodGet),
 		identityNameCommand(&f, "delete", "Delete a managed identity and its assignments", http.MethodDelete),
 		identityAssignCommand(&f), identityUnassignCommand(&f),
-		hostCommand(&f), agentCommand(),
+		hostCommand(&f), agentCommand(), signingKeyCommand(&f),
 	)
+	return cmd
+}
+
+func signingKeyCommand(f *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "signing-key", Short: "List and rotate the keys that sign access tokens"}
+	list := &cobra.Command{
+		Use: "list", Short: "List the token signing keys", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return f.callList(cmd, "/management/signingKeys") },
+	}
+	var delay time.Duration
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Add a signing key, published at once and signing after --activation-delay",
+		Long: "Adds a token signing key that every vault replica publishes at once and signs with\n" +
+			"after --activation-delay, and retires keys whose tokens have all expired.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if delay < 0 {
+				return errors.New("--activation-delay: must not be negative")
+			}
+			body := map[string]any{"activationDelaySeconds": int64(delay / time.Second)}
+			return f.call(cmd, http.MethodPost, "/management/signingKeys/rotate", body)
+		},
+	}
+	rotate.Flags().DurationVar(&delay, "activation-delay", 5*time.Minute, "how long the new key is published before it signs")
+	cmd.AddCommand(list, rotate)
 	return cmd
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -28,6 +29,7 @@ func (f *serveFlags) register(cmd *cobra.Command, defaultData string) {
 	fl.StringVar(&f.cfg.Listen, "listen", "127.0.0.1:8443", "address to serve HTTPS on")
 	fl.StringVar(&f.cfg.Hostname, "hostname", "", "DNS name clients reach the vault by (its parent domain becomes the token resource)")
 	fl.StringVar(&f.cfg.PublicURL, "url", "", "URL clients reach the vault by, when not --hostname at the listening port (a load balancer in front of replicas)")
+	fl.DurationVar(&f.cfg.SigningKeyRotation, "signing-key-rotation", 90*24*time.Hour, "rotate the token signing key when it is this old (0: only when asked)")
 	fl.StringVar(&f.cfg.TLSCertFile, "tls-cert", "", "server certificate (PEM) instead of one from the local CA")
 	fl.StringVar(&f.cfg.TLSKeyFile, "tls-key", "", "server key (PEM) for --tls-cert")
 	fl.StringVar(&f.cfg.StoreURL, "store", "", "postgres:// URL of a database shared by several replicas (default the embedded database in DATA; or set "+storeEnv+")")

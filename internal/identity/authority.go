@@ -71,6 +71,11 @@ type Config struct {
 	// DefaultTokenLifetime.
 	TokenLifetime time.Duration
 
+	// KeyRotationInterval is how old the newest signing key may grow
+	// before Run adds another; zero means never on its own (see
+	// RotateSigningKey).
+	KeyRotationInterval time.Duration
+
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -157,7 +162,7 @@ func (a *Authority) Init(ctx context.Context) error {
 	}
 	st.issuer = a.cfg.URL + "/" + st.tenantID + "/v2.0"
 	a.state.Store(&st)
-	a.log.Info("identity authority ready", "tenant_id", st.tenantID, "kid", st.keys.active().kid)
+	a.log.Info("identity authority ready", "tenant_id", st.tenantID, "kid", st.keys.active(a.cfg.Now()).kid)
 	return nil
 }
 

@@ -43,7 +43,11 @@ func TestClientSecretCredential(t *testing.T) {
 	}
 	want := authz.Principal{
 		TenantID: f.auth.TenantID(), ObjectID: sp.ObjectID, ClientID: sp.ClientID,
-		Roles: []string{authz.RoleAdmin, "reader"},
+		Roles: []string{authz.RoleAdmin, "reader"}, Expires: got.Expires,
+	}
+	// The SDK counts ExpiresOn from expires_in, on its own clock.
+	if d := got.Expires.Sub(tok.ExpiresOn); d < -2*time.Second || d > 2*time.Second {
+		t.Errorf("principal expires %v, the SDK says the token expires %v", got.Expires, tok.ExpiresOn)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("verified principal (-want +got):\n%s", diff)

@@ -56,11 +56,12 @@ type fixture struct {
 	srv    *httptest.Server
 	audit  *auditBuffer
 	now    func() time.Time // nil means time.Now
+	tweak  func(*identity.Config)
 }
 
 // config returns the Authority configuration of the fixture, for srvURL.
 func (f *fixture) config(srvURL string) identity.Config {
-	return identity.Config{
+	cfg := identity.Config{
 		Store:     f.store,
 		Sealer:    f.sealer,
 		URL:       srvURL,
@@ -69,6 +70,10 @@ func (f *fixture) config(srvURL string) identity.Config {
 		Audit:     f.audit,
 		Now:       f.now,
 	}
+	if f.tweak != nil {
+		f.tweak(&cfg)
+	}
+	return cfg
 }
 
 // newFixture starts an Authority on st (a new memStore when nil) behind a
@@ -82,13 +87,20 @@ func newFixture(t *testing.T, st store.Store, sealer *seal.Sealer) *fixture {
 // time.Now).
 func newFixtureAt(t *testing.T, st store.Store, sealer *seal.Sealer, now func() time.Time) *fixture {
 	t.Helper()
+	return newFixtureWith(t, st, sealer, func(c *identity.Config) { c.Now = now })
+}
+
+// newFixtureWith is newFixture with the authority's configuration changed
+// by tweak.
+func newFixtureWith(t *testing.T, st store.Store, sealer *seal.Sealer, tweak func(*identity.Config)) *fixture {
+	t.Helper()
 	if st == nil {
 		st = newMemStore()
 	}
 	if sealer == nil {
 		sealer = newSealer(t)
 	}
-	f := &fixture{store: st, sealer: sealer, logs: &logBuffer{}, audit: &auditBuffer{}, now: now}
+	f := &fixture{store: st, sealer: sealer, logs: &logBuffer{}, audit: &auditBuffer{}, tweak: tweak}
 
 	// The server starts first: the authority's URL is the server's.
 	mux := http.NewServeMux()

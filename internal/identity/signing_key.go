@@ -20,6 +20,19 @@ type signingKey struct {
 	kid     string // RFC 7638 thumbprint of the public key
 	priv    *ecdsa.PrivateKey
 	created time.Time
+
+	// activates is when the key starts signing; until then it is only
+	// published, so that every process on the store learns it first.
+	// The zero time means from creation.
+	activates time.Time
+}
+
+// activeFrom is when k signs from.
+func (k *signingKey) activeFrom() time.Time {
+	if k.activates.IsZero() {
+		return k.created
+	}
+	return k.activates
 }
 
 // LogValue names the key by its kid only.
@@ -29,21 +42,22 @@ func (k *signingKey) LogValue() slog.Value { return slog.StringValue(k.kid) }
 // private key.
 func (k *signingKey) String() string { return "signing key " + k.kid }
 
-// keyRing is the authority's signing keys, oldest first. The newest signs;
-// all verify.
-//
-// TODO: rotation. Nothing adds a key after the first start, and nothing
-// retires one. Rotating needs: a command that appends a new key, a period
-// in which the new key is published in the JWKS but does not sign yet (so
-// that verifiers holding a cached JWKS learn it), and removal of the old
-// key once the tokens it signed have expired. The list shape and the
-// ordered store keys are there for it. One key is acceptable until then:
-// it is sealed at rest, and the vault verifies with the authority's own
-// key set rather than a copy.
+// keyRing is the authority's signing keys, oldest first. The newest key
+// whose activation has come signs; all verify. Rotation (key_rotation.go)
+// appends a key that activates later and retires keys whose tokens have
+// all expired.
 type keyRing []*signingKey
 
-// active returns the key that signs new tokens.
-func (r keyRing) active() *signingKey { return r[len(r)-1] }
+// active returns the key that signs new tokens at now: the newest one
+// already active, or the oldest when none is (a clock set back).
+func (r keyRing) active(now time.Time) *signingKey {
+	for i := len(r) - 1; i >= 0; i-- {
+		if !r[i].activeFrom().After(now) {
+			return r[i]
+		}
+	}
+	return r[0]
+}
 
 // find returns the key with the given kid, or nil.
 func (r keyRing) find(kid string) *signingKey {
@@ -122,7 +136,11 @@ type keyRecord struct {
 	KID       string    `json:"kid"`
 	Algorithm string    `json:"alg"`
 	Created   time.Time `json:"created"`
+	Activates time.Time `json:"activates,omitzero"`
 	Sealed    []byte    `json:"sealedKey"`
+
+	// index is the record's store key, set by scanKeyRecords.
+	index string
 }
 
 // keyAAD binds a sealed key to its kid, so that a record cannot be passed
@@ -142,7 +160,7 @@ func sealSigningKey(s Sealer, k *signingKey) (keyRecord, error) {
 	if err != nil {
 		return keyRecord{}, fmt.Errorf("sealing signing key %s: %w", k.kid, err)
 	}
-	return keyRecord{KID: k.kid, Algorithm: "ES256", Created: k.created, Sealed: sealed}, nil
+	return keyRecord{KID: k.kid, Algorithm: "ES256", Created: k.created, Activates: k.activates, Sealed: sealed}, nil
 }
 
 // openSigningKey unseals a stored key and checks that it is the key its
@@ -164,7 +182,7 @@ func openSigningKey(s Sealer, rec keyRecord) (*signingKey, error) {
 	if err != nil || kid != rec.KID {
 		return nil, fmt.Errorf("opening signing key %s: key does not match its kid", rec.KID)
 	}
-	return &signingKey{kid: kid, priv: priv, created: rec.Created}, nil
+	return &signingKey{kid: kid, priv: priv, created: rec.Created, activates: rec.Activates}, nil
 }
 
 // keyIndex is the store key of the n-th signing key (from 1). Fixed width
@@ -207,6 +225,7 @@ func scanKeyRecords(tx store.Tx) ([]keyRecord, error) {
 			decErr = fmt.Errorf("loading signing key %s: record is corrupt", key)
 			return false
 		}
+		rec.index = key
 		recs = append(recs, rec)
 		return true
 	})

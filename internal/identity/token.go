@@ -85,7 +85,7 @@ func (a *Authority) issue(sp ServicePrincipal, audience, miResourceID string) (t
 		AZP: sp.ClientID, AppID: sp.ClientID, Roles: sp.Roles,
 		UTI: id, JTI: id, Version: "2.0", MIResourceID: miResourceID,
 	}
-	key := st.keys.active()
+	key := st.keys.active(a.cfg.Now())
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
 	t.Header["kid"] = key.kid
 	token, err = t.SignedString(key.priv)

@@ -24,6 +24,8 @@
 //	DELETE /management/hosts/{host}/identities/{identity}         unassign it
 //	POST   /management/hosts/{host}/credential                    issue the host a new credential
 //	DELETE /management/hosts/{host}                               delete a host
+//	GET    /management/signingKeys                                the authority's token signing keys
+//	POST   /management/signingKeys/rotate                         add a signing key; retire expired ones
 //
 // Bodies are Azure's where Azure has one ({"properties": {...}}); see the
 // request types. A host's enrolment credential appears in the answer of
@@ -137,6 +139,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		{"DELETE /management/hosts/{host}/identities/{identity}", "HostIdentityUnassign", h.unassignIdentity},
 		{"POST /management/hosts/{host}/credential", "HostCredentialIssue", h.rotateCredential},
 		{"DELETE /management/hosts/{host}", "HostDelete", h.deleteHost},
+		{"GET /management/signingKeys", "SigningKeyList", h.listSigningKeys},
+		{"POST /management/signingKeys/rotate", "SigningKeyRotate", h.rotateSigningKey},
 	}
 	for _, rt := range routes {
 		mux.Handle(rt.pattern, h.admin(rt.operation, rt.fn))

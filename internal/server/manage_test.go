@@ -3,10 +3,12 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -395,5 +397,39 @@ func TestManagementAudited(t *testing.T) {
 	raw, _ := json.Marshal(tv.auditRecords())
 	if strings.Contains(string(raw), tok) || strings.Contains(string(raw), secret) {
 		t.Error("the audit log holds a token or a client secret")
+	}
+}
+
+// TestSigningKeyRotationAPI rotates the token signing key through the
+// management API: the key is listed, bad delays are refused with nothing
+// added, and a token signed by the new key is accepted once it activates.
+func TestSigningKeyRotationAPI(t *testing.T) {
+	tv := startVault(t, "")
+	keys := func() []any { return tv.mustManage(http.StatusOK, "GET", "/signingKeys", nil)["value"].([]any) }
+	if n := len(keys()); n != 1 {
+		t.Fatalf("a new vault has %d signing keys, want 1", n)
+	}
+	for _, bad := range []string{`{"activationDelaySeconds": -5}`, `{"activationDelaySeconds": 99999999}`, `{"activationDelaySeconds": "soon"}`} {
+		status, doc := tv.manage("POST", "/signingKeys/rotate", bad)
+		if status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(doc), "activationDelaySeconds") {
+			t.Errorf("rotate with %s: %d %v, want 400 naming activationDelaySeconds", bad, status, doc)
+		}
+	}
+	if n := len(keys()); n != 1 {
+		t.Fatalf("refused rotations left %d signing keys, want 1", n)
+	}
+
+	added := tv.mustManage(http.StatusCreated, "POST", "/signingKeys/rotate", map[string]any{"activationDelaySeconds": 60})
+	list := keys()
+	if len(list) != 2 || list[1].(map[string]any)["kid"] != added["kid"] || list[1].(map[string]any)["active"] != false {
+		t.Fatalf("after rotating: %v, want the new key listed, not yet active", list)
+	}
+	tv.clock.Advance(2 * time.Minute)
+	tv.connect() // a fresh token, signed by the new key
+	if _, err := tv.secrets.SetSecret(ctxT(t), "after-rotation", azsecrets.SetSecretParameters{Value: to.Ptr("v")}, nil); err != nil {
+		t.Errorf("a token of the new key: %v", err)
+	}
+	if kid := tokenKID(t, tv.adminToken()); kid != added["kid"] {
+		t.Errorf("tokens are signed by %s after activation, want %v", kid, added["kid"])
 	}
 }

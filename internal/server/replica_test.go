@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -68,24 +69,63 @@ func pin(t *testing.T, creds client.Credentials, addr string) *replica {
 // the default vault through this replica's management API.
 func (rp *replica) setPolicy(t *testing.T, admin client.Credentials, op, objectID string) {
 	t.Helper()
+	body := map[string]any{"properties": map[string]any{"accessPolicies": []any{map[string]any{
+		"tenantId": admin.TenantID, "objectId": objectID, "permissions": map[string]any{"secrets": []string{"get"}},
+	}}}}
+	rp.manage(t, admin, http.MethodPut, "/management/vaults/default/accessPolicies/"+op, body, nil)
+}
+
+// manage calls this replica's management API as admin, failing the test
+// unless it succeeds, and decodes the answer into out when not nil.
+func (rp *replica) manage(t *testing.T, admin client.Credentials, method, path string, body, out any) {
+	t.Helper()
 	tok, err := admin.Token(ctxT(t), rp.http, manage.Audience+"/.default")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := json.Marshal(map[string]any{"properties": map[string]any{"accessPolicies": []any{map[string]any{
-		"tenantId": admin.TenantID, "objectId": objectID, "permissions": map[string]any{"secrets": []string{"get"}},
-	}}}})
-	req, _ := http.NewRequest(http.MethodPut, replicaURL+"/management/vaults/default/accessPolicies/"+op, bytes.NewReader(body))
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, replicaURL+path, bytes.NewReader(b))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := rp.http.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s policy: %d", op, resp.StatusCode)
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %d", method, path, resp.StatusCode)
 	}
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// status GETs path (with api-version) from this replica with token and
+// returns the status.
+func (rp *replica) status(t *testing.T, token, path string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, replicaURL+path+"?api-version=7.5", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := rp.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// tokenKID returns the kid in a JWT's header.
+func tokenKID(t *testing.T, token string) string {
+	t.Helper()
+	head, _, _ := strings.Cut(token, ".")
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	var h struct{ KID string }
+	if err != nil || json.Unmarshal(b, &h) != nil {
+		t.Fatalf("token header is not base64url JSON")
+	}
+	return h.KID
 }
 
 // startReplicaProcess starts a vault process on the database at storeURL
@@ -145,15 +185,8 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req, _ := http.NewRequest(http.MethodGet, replicaURL+"/secrets/crossed-0/?api-version=7.5", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := repB.http.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("token issued by replica A, used at replica B: %d, want 200", resp.StatusCode)
+		if got := repB.status(t, tok, "/secrets/crossed-0/"); got != http.StatusOK {
+			t.Errorf("token issued by replica A, used at replica B: %d, want 200", got)
 		}
 	})
 
@@ -182,6 +215,20 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 			repA.setPolicy(t, creds, step.op, sp.ObjectID)
 			waitFor(t, func() bool { return status() == step.want })
 		}
+	})
+
+	t.Run("a signing key rotated on one signs and verifies on both", func(t *testing.T) {
+		var rotated struct{ KID string }
+		repA.manage(t, creds, http.MethodPost, "/management/signingKeys/rotate",
+			map[string]any{"activationDelaySeconds": 0}, &rotated)
+		tok, err := creds.Token(ctxT(t), repA.http, b.srv.Resource()+"/.default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kid := tokenKID(t, tok); kid != rotated.KID {
+			t.Fatalf("replica A signs with %s after rotating to %s", kid, rotated.KID)
+		}
+		waitFor(t, func() bool { return repB.status(t, tok, "/secrets/crossed-0/") == http.StatusOK })
 	})
 
 	t.Run("killed replica loses no acknowledged write", func(t *testing.T) {

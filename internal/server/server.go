@@ -85,6 +85,11 @@ type Config struct {
 	// authority's default.
 	TokenLifetime time.Duration
 
+	// SigningKeyRotation is how old the newest token signing key may grow
+	// before the authority adds another, coordinated across replicas;
+	// zero rotates only when asked (keygate identity signing-key rotate).
+	SigningKeyRotation time.Duration
+
 	// ShutdownTimeout bounds a graceful shutdown. Default 10 seconds.
 	ShutdownTimeout time.Duration
 
@@ -318,9 +323,11 @@ func (s *Server) openServices(ctx context.Context, sealer *seal.Sealer) error {
 		URL:           strings.TrimSuffix(s.authorityHost, "/"),
 		Audiences:     []string{s.resource, manage.Audience},
 		TokenLifetime: s.cfg.TokenLifetime,
-		Now:           s.now,
-		Logger:        s.log.With("component", "identity"),
-		Audit:         s.audit,
+
+		KeyRotationInterval: s.cfg.SigningKeyRotation,
+		Now:                 s.now,
+		Logger:              s.log.With("component", "identity"),
+		Audit:               s.audit,
 	})
 	if err := s.authority.Init(ctx); err != nil {
 		return fmt.Errorf("starting identity authority: %w", err)
@@ -388,6 +395,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}()
 	wg.Go(func() { s.vaults.RunPurger(bg, s.cfg.PurgeInterval) })
 	wg.Go(func() { s.renewer.Run(bg) })
+	wg.Go(func() { s.authority.Run(bg) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.ServeTLS(s.listener, "", "") }()
