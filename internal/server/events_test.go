@@ -55,10 +55,16 @@ func (tv *testVault) openEvents(t *testing.T, token, lastID string) (int, *event
 		cancel()
 		return resp.StatusCode, nil
 	}
+	return resp.StatusCode, newEventStream(t, resp, cancel)
+}
+
+// newEventStream reads the events of resp until the test ends; cancel
+// ends its request.
+func newEventStream(t *testing.T, resp *http.Response, cancel func()) *eventStream {
 	s := &eventStream{t: t, resp: resp, events: make(chan sse, 100), cancel: cancel}
 	go s.read()
 	t.Cleanup(s.close)
-	return resp.StatusCode, s
+	return s
 }
 
 func (s *eventStream) read() {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/keygate/keygate/internal/client"
@@ -100,6 +101,20 @@ func (rp *replica) manage(t *testing.T, admin client.Credentials, method, path s
 			t.Fatal(err)
 		}
 	}
+}
+
+// events subscribes to this replica's event stream of the default vault.
+func (rp *replica) events(t *testing.T, token string) *eventStream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, replicaURL+"/keygate/events?api-version=7.5", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := rp.http.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		cancel()
+		t.Fatalf("opening the event stream: %v %v", resp, err)
+	}
+	return newEventStream(t, resp, cancel)
 }
 
 // status GETs path (with api-version) from this replica with token and
@@ -214,6 +229,24 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 		}{{"add", http.StatusOK}, {"remove", http.StatusForbidden}} {
 			repA.setPolicy(t, creds, step.op, sp.ObjectID)
 			waitFor(t, func() bool { return status() == step.want })
+		}
+	})
+
+	t.Run("an event recorded on one reaches a subscriber of the other", func(t *testing.T) {
+		tok, err := creds.Token(ctxT(t), repB.http, b.srv.Resource()+"/.default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream := repB.events(t, tok)
+		if e := stream.next(); e.event != "ready" {
+			t.Fatalf("first event %q, want ready", e.event)
+		}
+		set, err := repA.secrets.SetSecret(ctxT(t), "pushed", azsecrets.SetSecretParameters{Value: to.Ptr("v")}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := stream.nextOf("secret", "pushed"); e.data["version"] != set.ID.Version() {
+			t.Errorf("event for %v, want version %s", e.data, set.ID.Version())
 		}
 	})
 
