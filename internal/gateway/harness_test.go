@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,6 +45,15 @@ type testGateway struct {
 	t      *testing.T
 	logs   *syncBuffer
 	access *syncBuffer
+
+	// stopped is set once the test has shut the gateway down itself.
+	stopped atomic.Bool
+}
+
+// Shutdown shuts the gateway down for a test that checks how.
+func (tg *testGateway) Shutdown(ctx context.Context) error {
+	tg.stopped.Store(true)
+	return tg.Gateway.Shutdown(ctx)
 }
 
 // startGateway loads doc, starts a gateway from it and shuts it down when
@@ -62,14 +72,18 @@ func startGateway(t *testing.T, doc string) *testGateway {
 	if err := tg.Start(context.Background()); err != nil {
 		t.Fatalf("starting gateway: %v", err)
 	}
-	t.Cleanup(func() { tg.shutdown() })
+	t.Cleanup(func() {
+		if !tg.stopped.Load() {
+			tg.shutdown()
+		}
+	})
 	return tg
 }
 
 func (tg *testGateway) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := tg.Shutdown(ctx); err != nil {
+	if err := tg.Gateway.Shutdown(ctx); err != nil {
 		tg.t.Errorf("shutdown: %v", err)
 	}
 }

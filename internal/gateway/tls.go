@@ -66,11 +66,14 @@ func (s *socket) init() {
 		l.tlsConfig = l.newTLSConfig(policy, s.g.cfg.HTTP2())
 	}
 	// The base configuration only chooses a listener; the listener's own
-	// configuration does the handshake.
-	base := &tls.Config{GetConfigForClient: s.configForClient}
-	policy.Apply(base)
-	s.srv.TLSConfig = base
+	// configuration, with the policy, does the handshake.
+	s.srv.TLSConfig = &tls.Config{GetConfigForClient: s.configForClient}
 	s.srv.ConnState = s.connState
+
+	// RFC 7540 bars CBC suites under HTTP/2; a policy that allows them
+	// (the older predefined ones, a custom list) is the operator's
+	// choice, so a client that negotiated one is not turned away.
+	s.srv.HTTP2 = &http.HTTP2Config{PermitProhibitedCipherSuites: true}
 }
 
 // configForClient picks the listener for a ClientHello by its server

@@ -256,7 +256,18 @@ func (b *Backend) Scheme() string {
 }
 
 // Run probes every server until ctx ends, then closes idle connections.
+// Probing starts once the trusted roots have loaded: a probe before that
+// would fail for a reason that is not the server's.
 func (b *Backend) Run(ctx context.Context) {
+	defer b.Transport.CloseIdleConnections()
+	for _, s := range b.Settings.Roots {
+		select {
+		case <-s.Ready():
+		case <-ctx.Done():
+			return
+		}
+	}
+
 	var wg sync.WaitGroup
 	p := b.Settings.Probe
 	if p == nil {
@@ -266,7 +277,6 @@ func (b *Backend) Run(ctx context.Context) {
 		wg.Go(func() { b.probeLoop(ctx, p, m) })
 	}
 	wg.Wait()
-	b.Transport.CloseIdleConnections()
 	b.probeHC.CloseIdleConnections()
 }
 

@@ -38,8 +38,12 @@ type Backend struct {
 
 	healthy  atomic.Bool
 	requests atomic.Int64
+	inFlight atomic.Int64
 	srv      *http.Server
 }
+
+// InFlight counts the /slow requests the backend is holding.
+func (b *Backend) InFlight() int64 { return b.inFlight.Load() }
 
 // Addr is the backend's host:port.
 func (b *Backend) Addr() string { return net.JoinHostPort(b.IP, strconv.Itoa(b.Port)) }
@@ -60,6 +64,8 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok"))
 		return
 	case "/slow":
+		b.inFlight.Add(1)
+		defer b.inFlight.Add(-1)
 		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
 		select {
 		case <-time.After(d):
