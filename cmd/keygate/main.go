@@ -30,7 +30,7 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(upCommand(), vaultCommand(), secretCommand())
+	root.AddCommand(upCommand(), vaultCommand(), secretCommand(), gatewayCommand())
 	return root
 }
 

@@ -27,7 +27,7 @@ func (g *Gateway) build() error {
 	var err error
 	if g.opts.AccessLog != nil {
 		g.accessLog = accesslog.New(g.opts.AccessLog)
-	} else if g.accessLog, err = accesslog.Open(g.cfg.AccessLog.Path); err != nil {
+	} else if g.accessLog, err = accesslog.Open(string(g.cfg.AccessLog.Path)); err != nil {
 		return err
 	}
 	if err := g.buildSlots(); err != nil {

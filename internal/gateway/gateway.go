@@ -161,10 +161,10 @@ func (g *Gateway) bind() error {
 		}
 		s.ln = ln
 	}
-	if g.cfg.Admin.Address == "off" {
+	if g.cfg.Admin.Address == config.Off {
 		return nil
 	}
-	ln, err := net.Listen("tcp", g.cfg.Admin.Address)
+	ln, err := net.Listen("tcp", string(g.cfg.Admin.Address))
 	if err != nil {
 		return fmt.Errorf("listening on %s for the admin listener: %w", g.cfg.Admin.Address, err)
 	}

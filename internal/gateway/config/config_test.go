@@ -495,3 +495,15 @@ func certOnlyPFX(t *testing.T, leaf *gwtest.Leaf) string {
 	}
 	return base64.StdEncoding.EncodeToString(der)
 }
+
+// TestOffSettings accepts a bare YAML off, which YAML reads as false.
+func TestOffSettings(t *testing.T) {
+	doc := baseDoc(t) + "admin: {address: off}\naccessLog: {path: \"off\"}\n"
+	g, err := config.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Admin.Address != config.Off || g.AccessLog.Path != config.Off {
+		t.Errorf("admin %q, access log %q; want both off", g.Admin.Address, g.AccessLog.Path)
+	}
+}

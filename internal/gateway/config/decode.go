@@ -24,9 +24,17 @@ type Ref string
 // that the JSON of an existing gateway loads as it is.
 type Ignored struct{}
 
+// OffOr is a string setting that "off" turns off. YAML reads a bare off
+// as false, so false means "off" too.
+type OffOr string
+
+// Off is the value that turns an OffOr setting off.
+const Off OffOr = "off"
+
 var (
 	refType     = reflect.TypeFor[Ref]()
 	ignoredType = reflect.TypeFor[Ignored]()
+	offOrType   = reflect.TypeFor[OffOr]()
 )
 
 // decoder fills typed structs from the generic tree that encoding/json
@@ -81,6 +89,9 @@ func (d *decoder) value(path string, in any, v reflect.Value) {
 		return
 	case v.Type() == refType:
 		d.ref(path, in, v)
+		return
+	case v.Type() == offOrType && in == false:
+		v.SetString(string(Off))
 		return
 	}
 	if in == nil {

@@ -430,12 +430,12 @@ type RedirectConfiguration struct {
 // Admin is the admin listener.
 type Admin struct {
 	// Address is host:port; default 127.0.0.1:9090. "off" turns it off.
-	Address string `json:"address"`
+	Address OffOr `json:"address"`
 }
 
 // AccessLog says where request lines go.
 type AccessLog struct {
 	// Path is a file to append JSON lines to; empty means standard
 	// output, "off" turns the log off.
-	Path string `json:"path"`
+	Path OffOr `json:"path"`
 }

@@ -653,6 +653,7 @@ func (v *validator) listenerClaims() {
 		protocol string
 	}
 	byAddr := map[string]map[string]claim{}
+	firstOn := map[string]claim{}
 	for i := range v.g.HTTPListeners {
 		l := &v.g.HTTPListeners[i]
 		addr, ok := v.listenAddress(l)
@@ -664,13 +665,11 @@ func (v *validator) listenerClaims() {
 		if claims == nil {
 			claims = map[string]claim{}
 			byAddr[addr] = claims
+			firstOn[addr] = claim{listener: i, protocol: l.Protocol}
 		}
 		path := fmt.Sprintf("httpListeners[%d]", i)
-		for _, c := range claims {
-			if c.protocol != l.Protocol {
-				v.fail(path+".protocol", "%s on %s, where httpListeners[%d] is %s: a port serves one protocol", l.Protocol, addr, c.listener, c.protocol)
-			}
-			break
+		if c := firstOn[addr]; c.protocol != l.Protocol {
+			v.fail(path+".protocol", "%s on %s, where httpListeners[%d] is %s: a port serves one protocol", l.Protocol, addr, c.listener, c.protocol)
 		}
 		hosts := l.Hosts()
 		if len(hosts) == 0 {
@@ -711,7 +710,7 @@ func (v *validator) listenAddress(l *HTTPListener) (string, bool) {
 func (v *validator) keygateSettings() {
 	g := v.g
 	if a := g.Admin.Address; a != "" && a != "off" {
-		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+		if _, port, err := net.SplitHostPort(string(a)); err != nil || port == "" {
 			v.fail("admin.address", "%q is not host:port (or off)", a)
 		}
 	}
