@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"os"
+	"runtime/debug"
 	"fmt"
 	"strings"
 
@@ -37,6 +39,12 @@ func gatewayRunCommand() *cobra.Command {
 			cfg, err := loadGatewayConfig(configFile)
 			if err != nil {
 				return err
+			}
+			// A proxy's garbage is short-lived: collecting less often costs
+			// some memory and saves a tenth of the CPU per request (see
+			// bench/README.md). GOGC, when set, still decides.
+			if os.Getenv("GOGC") == "" {
+				debug.SetGCPercent(400)
 			}
 			for _, s := range cfg.Policy().Omitted {
 				log.Debug("TLS policy suite not offered: Go's crypto/tls lacks it", "policy", cfg.Policy().Name, "suite", s)

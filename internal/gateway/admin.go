@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 
 	"github.com/keygate/keygate/internal/gateway/backend"
@@ -20,6 +21,12 @@ func (g *Gateway) adminRoutes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", g.serveReady)
 	mux.HandleFunc("GET /status", g.serveStatus)
+
+	// Profiles, for finding what limits a busy gateway. The admin
+	// listener is on loopback unless configured otherwise.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

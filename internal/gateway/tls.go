@@ -64,6 +64,7 @@ func (s *socket) init() {
 	policy := s.g.cfg.Policy()
 	for _, l := range s.listeners {
 		l.tlsConfig = l.newTLSConfig(policy, s.g.cfg.HTTP2())
+		l.tlsConfig.SessionTicketsDisabled = !s.g.cfg.SessionResumption()
 	}
 	// The base configuration only chooses a listener; the listener's own
 	// configuration, with the policy, does the handshake.
@@ -119,7 +120,11 @@ func (l *listener) newTLSConfig(policy tlspolicy.Policy, http2 bool) *tls.Config
 		},
 		// Called once per completed handshake, resumed ones included.
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			l.g.metrics.Handshake(l.name, tlspolicy.VersionName(cs.Version), "success")
+			result := "success"
+			if cs.DidResume {
+				result = "resumed"
+			}
+			l.g.metrics.Handshake(l.name, tlspolicy.VersionName(cs.Version), result)
 			return nil
 		},
 	}

@@ -247,3 +247,35 @@ requestRoutingRules:
 		t.Error("the status page holds key material or the client secret")
 	}
 }
+
+// TestSessionResumption resumes a TLS 1.3 session by default and never
+// when tlsSessionResumption is Disabled.
+func TestSessionResumption(t *testing.T) {
+	ca := gwtest.NewCA(t, "CA")
+	leaf := ca.Issue(t, gwtest.ECDSA, "www.example.test")
+	pool := gwtest.StartPool(t, "app", 1, nil)
+	for _, tc := range []struct {
+		setting string
+		resume  bool
+	}{{"", true}, {"tlsSessionResumption: Disabled", false}} {
+		doc := basicDoc(t, leaf, gwtest.FreePort(t, "127.0.0.1"), gwtest.FreePort(t, "127.0.0.1"), pool, "") + tc.setting + "\n"
+		gw := startGateway(t, doc)
+		c := client(gw.Addr("site"), ca.Pool(), false)
+		cache := tls.NewLRUClientSessionCache(4)
+		c.Transport.(*http.Transport).TLSClientConfig.ClientSessionCache = cache
+		var resumed []bool
+		for range 2 {
+			resp, err := c.Get("https://www.example.test/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			resumed = append(resumed, resp.TLS.DidResume)
+			c.CloseIdleConnections() // the next request needs a new connection
+		}
+		if resumed[0] || resumed[1] != tc.resume {
+			t.Errorf("%q: resumed %v, want [false %v]", tc.setting, resumed, tc.resume)
+		}
+	}
+}

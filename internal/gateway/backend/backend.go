@@ -106,7 +106,10 @@ type Backend struct {
 	Members  []*Member
 
 	// Transport keeps connections to the servers alive across requests.
-	Transport *http.Transport
+	Transport interface {
+		http.RoundTripper
+		CloseIdleConnections()
+	}
 
 	opts    Options
 	byAddr  map[string]*Member
@@ -133,29 +136,42 @@ func New(pool string, hosts []string, s *Settings, opts Options) *Backend {
 		b.byAddr[addr] = m
 	}
 	b.tlsBase = &tls.Config{MinVersion: tls.VersionTLS12}
-	b.Transport = b.newTransport(true)
+	b.Transport = newConnPool(b.dial, s.RequestTimeout)
 	b.probeHC = &http.Client{
-		Transport: b.newTransport(false),
+		Transport: b.newProbeTransport(),
 		// A probe judges the answer it gets, redirects included.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return b
 }
 
-func (b *Backend) newTransport(keepAlive bool) *http.Transport {
-	dialer := &net.Dialer{Timeout: min(b.Settings.RequestTimeout, 30*time.Second), KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
-		DialContext:           dialer.DialContext,
-		MaxIdleConnsPerHost:   1024,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: b.Settings.RequestTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		DisableKeepAlives:     !keepAlive,
+// dialer connects to servers; the request timeout bounds a connection
+// attempt too.
+func (b *Backend) dialer() *net.Dialer {
+	return &net.Dialer{Timeout: min(b.Settings.RequestTimeout, 30*time.Second), KeepAlive: 30 * time.Second}
+}
+
+// dial connects to a server at addr, over TLS for HTTPS settings.
+func (b *Backend) dial(ctx context.Context, addr string) (net.Conn, error) {
+	d := b.dialer()
+	if b.Settings.HTTPS {
+		return b.dialTLS(ctx, d, "tcp", addr)
 	}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+// newProbeTransport is net/http's Transport, a new connection per probe,
+// connecting as requests do.
+func (b *Backend) newProbeTransport() *http.Transport {
+	d := b.dialer()
+	tr := &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true, DisableCompression: true}
 	if b.Settings.HTTPS {
 		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return b.dialTLS(ctx, dialer, network, addr)
+			return b.dialTLS(ctx, d, network, addr)
 		}
 	}
 	return tr

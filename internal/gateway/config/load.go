@@ -65,6 +65,9 @@ func Parse(data []byte) (*Gateway, error) {
 // Policy returns the resolved TLS policy. Valid after Load.
 func (g *Gateway) Policy() tlspolicy.Policy { return g.policy }
 
+// SessionResumption reports whether TLS sessions may be resumed.
+func (g *Gateway) SessionResumption() bool { return g.TLSSessionResumption != "Disabled" }
+
 // HTTP2 reports whether HTTP/2 is offered to clients.
 func (g *Gateway) HTTP2() bool { return g.EnableHTTP2 == nil || *g.EnableHTTP2 }
 

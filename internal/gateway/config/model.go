@@ -38,6 +38,11 @@ type Gateway struct {
 	// EnableHTTP2 offers HTTP/2 to clients through ALPN. Nil means true.
 	EnableHTTP2 *bool `json:"enableHttp2"`
 
+	// TLSSessionResumption is Enabled (the default) or Disabled (keygate's
+	// own setting). Disabled issues no session tickets, so every
+	// connection makes a full handshake with fresh keys.
+	TLSSessionResumption string `json:"tlsSessionResumption"`
+
 	FrontendIPConfigurations      []FrontendIPConfiguration `json:"frontendIPConfigurations"`
 	FrontendPorts                 []FrontendPort            `json:"frontendPorts"`
 	SSLCertificates               []SSLCertificate          `json:"sslCertificates"`

@@ -715,4 +715,5 @@ func (v *validator) keygateSettings() {
 		}
 	}
 	v.inRange("shutdownTimeout", g.ShutdownTimeout, 1, 3600, false)
+	v.oneOf("tlsSessionResumption", &g.TLSSessionResumption, false, "Enabled", "Disabled")
 }

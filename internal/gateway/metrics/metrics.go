@@ -44,7 +44,7 @@ func New(gateway string) *Metrics {
 		}, []string{"listener"}),
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keygate_gateway_tls_handshakes_total", ConstLabels: labels,
-			Help: "TLS handshakes, by listener, protocol version and result (success or failure).",
+			Help: "TLS handshakes, by listener, protocol version and result: success (a full handshake), resumed, or failure.",
 		}, []string{"listener", "version", "result"}),
 		backendHealth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "keygate_gateway_backend_health", ConstLabels: labels,
