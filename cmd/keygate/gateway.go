@@ -2,9 +2,9 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"runtime/debug"
-	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
