@@ -279,3 +279,42 @@ func TestSessionResumption(t *testing.T) {
 		}
 	}
 }
+
+// TestVaultDownAtStart starts a gateway while its vault is down: the
+// listener waits and readiness says why, and it serves once the vault is
+// back.
+func TestVaultDownAtStart(t *testing.T) {
+	v := vaulttest.Start(t, nil)
+	ca := gwtest.NewCA(t, "CA")
+	leaf := ca.Issue(t, gwtest.ECDSA, "site.example.test")
+	v.SetSecret("site", leaf.PFX(t, ""), certs.ContentTypePKCS12)
+	v.Stop()
+
+	pool := gwtest.StartPool(t, "app", 1, nil)
+	port := gwtest.FreePort(t, "127.0.0.1")
+	gw := startGateway(t, vaultSection(v)+yamlf(`
+admin: {address: "127.0.0.1:0"}
+frontendIPConfigurations: [{name: lo, privateIPAddress: 127.0.0.1}]
+frontendPorts: [{name: https, port: %d}]
+sslCertificates: [{name: site, keyVaultSecretId: "%s/secrets/site"}]
+httpListeners: [{name: site, frontendPort: https, protocol: Https, hostName: site.example.test, sslCertificate: site}]
+backendAddressPools: [{name: app, backendAddresses: [{ipAddress: %s}]}]
+backendHttpSettingsCollection: [{name: app, port: %d, protocol: Http}]
+requestRoutingRules: [{name: site, ruleType: Basic, httpListener: site, backendAddressPool: app, backendHttpSettings: app}]
+`, port, v.URL, pool[0].IP, pool[0].Port))
+
+	eventually(t, "a failed attempt to be reported", func() bool {
+		st := gw.Status()
+		return !st.Ready && strings.Contains(st.Listeners[0].Waiting, "certificate site has not loaded: ")
+	})
+	if _, err := handshake(gw.Addr("site"), "site.example.test", &tls.Config{RootCAs: ca.Pool()}); err == nil {
+		t.Error("handshake succeeded before the certificate loaded")
+	}
+
+	v.Restart()
+	eventually(t, "the certificate to load after the vault came back", gw.Ready)
+	cs, err := handshake(gw.Addr("site"), "site.example.test", &tls.Config{RootCAs: ca.Pool()})
+	if err != nil || cs.PeerCertificates[0].SerialNumber.Cmp(leaf.Cert.SerialNumber) != 0 {
+		t.Errorf("after the vault came back: %v", err)
+	}
+}

@@ -430,6 +430,8 @@ func TestErrors(t *testing.T) {
 			item(m, "frontendPorts", 0)["properties"] = map[string]any{"port": 444}
 		}, `frontendPorts[0].properties.port: given both inside and outside properties`},
 		{"duplicate key", nil, `reading the file:`},
+		{"session resumption", func(m map[string]any) { m["tlsSessionResumption"] = "Off" },
+			`tlsSessionResumption: "Off" is not one of Enabled, Disabled`},
 		{"admin address", func(m map[string]any) { m["admin"] = map[string]any{"address": "9090"} },
 			`admin.address: "9090" is not host:port (or off)`},
 	}
@@ -505,5 +507,30 @@ func TestOffSettings(t *testing.T) {
 	}
 	if g.Admin.Address != config.Off || g.AccessLog.Path != config.Off {
 		t.Errorf("admin %q, access log %q; want both off", g.Admin.Address, g.AccessLog.Path)
+	}
+}
+
+// TestValidateInCode validates a configuration built as a struct, the way
+// an embedding program (keygate up) makes one.
+func TestValidateInCode(t *testing.T) {
+	g := &config.Gateway{
+		Name:          "code",
+		FrontendPorts: []config.FrontendPort{{Name: "http", Port: 8080}},
+		HTTPListeners: []config.HTTPListener{{Name: "web", FrontendPort: "http", Protocol: "http"}},
+		BackendAddressPools: []config.BackendAddressPool{{Name: "app",
+			BackendAddresses: []config.BackendAddress{{IPAddress: "127.0.0.1"}}}},
+		BackendHTTPSettingsCollection: []config.BackendHTTPSettings{{Name: "app", Port: 9000, Protocol: "Http"}},
+		RequestRoutingRules: []config.RequestRoutingRule{{Name: "web", RuleType: "Basic", HTTPListener: "web",
+			BackendAddressPool: "app", BackendHTTPSettings: "app"}},
+	}
+	if err := g.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if g.HTTPListeners[0].Protocol != config.ProtocolHTTP || g.HTTPListeners[0].Address() != ":8080" {
+		t.Errorf("listener after Validate: %+v at %q", g.HTTPListeners[0], g.HTTPListeners[0].Address())
+	}
+	g.RequestRoutingRules[0].BackendAddressPool = "nope"
+	if err := g.Validate(); err == nil || !strings.Contains(err.Error(), `no backendAddressPool named "nope"`) {
+		t.Errorf("Validate of a dangling reference: %v", err)
 	}
 }

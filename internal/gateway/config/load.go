@@ -53,13 +53,23 @@ func Parse(data []byte) (*Gateway, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Validate checks a configuration built in code (as `keygate up` builds
+// one), resolves its references and fills in defaults, as Parse does for
+// a file. Errors are Errors. Call it once, before New.
+func (g *Gateway) Validate() error {
 	v := newValidator(g)
 	v.validate()
 	if len(v.errs) > 0 {
-		return nil, v.errs
+		return v.errs
 	}
 	g.setDefaults()
-	return g, nil
+	return nil
 }
 
 // Policy returns the resolved TLS policy. Valid after Load.
