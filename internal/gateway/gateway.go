@@ -212,7 +212,9 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 			g.admin.Close()
 		}
 	}
-	g.stopBG()
+	if g.stopBG != nil {
+		g.stopBG()
+	}
 	g.wg.Wait()
 	if err := g.accessLog.Close(); err != nil {
 		errs = append(errs, err)

@@ -7,11 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/gateway/config"
 	"github.com/keygate/keygate/internal/gateway/gwtest"
 )
 
@@ -162,5 +165,43 @@ func TestMetricsAndAccessLog(t *testing.T) {
 		if strings.Contains(all, secret) {
 			t.Errorf("logs hold %q from the request", secret)
 		}
+	}
+}
+
+// TestStartFailsCleanly binds a port that is taken: Start fails naming
+// it, leaves nothing bound, and Shutdown after it is harmless.
+func TestStartFailsCleanly(t *testing.T) {
+	pool := gwtest.StartPool(t, "app", 1, nil)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	free := gwtest.FreePort(t, "127.0.0.1")
+	port := taken.Addr().(*net.TCPAddr).Port
+	doc := poolDoc(free, pool, "", "[]")
+	doc = strings.Replace(doc, "httpListeners: [{name: web, frontendPort: http, protocol: Http}]",
+		"httpListeners: [{name: web, frontendPort: http, protocol: Http}, {name: web2, frontendPort: taken, protocol: Http}]", 1)
+	doc = strings.Replace(doc, "frontendPorts: [{name: http, port: "+strconv.Itoa(free)+"}]",
+		"frontendPorts: [{name: http, port: "+strconv.Itoa(free)+"}, {name: taken, port: "+strconv.Itoa(port)+"}]", 1)
+	doc = strings.Replace(doc, "requestRoutingRules: [{name: web, ruleType: Basic, httpListener: web, backendAddressPool: app, backendHttpSettings: app}]",
+		"requestRoutingRules: [{name: web, ruleType: Basic, httpListener: web, backendAddressPool: app, backendHttpSettings: app}, {name: web2, ruleType: Basic, httpListener: web2, backendAddressPool: app, backendHttpSettings: app}]", 1)
+	cfg, err := config.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := gateway.New(cfg, gateway.Options{})
+	err = g.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:"+strconv.Itoa(port)) || !strings.Contains(err.Error(), "web2") {
+		t.Fatalf("Start with a taken port: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(free))
+	if err != nil {
+		t.Errorf("the port bound before the failure is still taken: %v", err)
+	} else {
+		ln.Close()
+	}
+	if err := g.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown after a failed Start: %v", err)
 	}
 }
