@@ -30,7 +30,7 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(upCommand(), vaultCommand(), secretCommand(), certificateCommand(), identityCommand())
+	root.AddCommand(upCommand(), vaultCommand(), secretCommand(), certificateCommand(), identityCommand(), gatewayCommand())
 	return root
 }
 

@@ -1,0 +1,239 @@
+package backend
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// connPool is an HTTP/1.1 client for backend servers that does each
+// exchange on the caller's goroutine: it writes the request and reads the
+// answer on a kept-alive connection, then puts the connection back once
+// the body has been read to its end.
+//
+// net/http's Transport hands every request to a writer and a reader
+// goroutine per connection; for a proxy on a small machine those handoffs
+// cost more than the exchange itself (see bench/README.md). This keeps
+// what a proxy needs of it: keep-alive, a response header timeout,
+// cancellation, one retry of a request that found a kept-alive
+// connection closed, and upgrades (WebSocket) through the connection.
+//
+// TODO: 1xx answers other than 101 are read past and not relayed to the
+// client; relaying 103 Early Hints needs the ReverseProxy's 1xx hook,
+// which only net/http's Transport drives.
+type connPool struct {
+	dial          func(ctx context.Context, addr string) (net.Conn, error)
+	headerTimeout time.Duration
+	idleTimeout   time.Duration
+	maxIdle       int
+
+	mu     sync.Mutex
+	idle   map[string][]*pconn
+	closed bool
+}
+
+// pconn is a connection to one server with its buffers.
+type pconn struct {
+	net.Conn
+	addr      string
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+}
+
+func newConnPool(dial func(ctx context.Context, addr string) (net.Conn, error), headerTimeout time.Duration) *connPool {
+	return &connPool{dial: dial, headerTimeout: headerTimeout, idleTimeout: 90 * time.Second,
+		maxIdle: 1024, idle: map[string][]*pconn{}}
+}
+
+// RoundTrip sends req to req.URL.Host and returns the answer. The body
+// must be read to its end and closed for the connection to be used again.
+func (p *connPool) RoundTrip(req *http.Request) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		pc, reused, err := p.get(req.Context(), req.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := p.exchange(pc, req)
+		if err == nil {
+			return resp, nil
+		}
+		pc.Close()
+		if ctxErr := req.Context().Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		// A kept-alive connection the server closed meanwhile fails
+		// before any answer; a request without a body can go again on a
+		// fresh one, as net/http's Transport does.
+		var ne noAnswer
+		if reused && attempt == 0 && errors.As(err, &ne) && (req.Body == nil || req.Body == http.NoBody) {
+			continue
+		}
+		return nil, err
+	}
+}
+
+// noAnswer marks an error that came before any byte of the answer.
+type noAnswer struct{ error }
+
+func (e noAnswer) Unwrap() error { return e.error }
+
+func (p *connPool) exchange(pc *pconn, req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	// Cancellation unblocks the exchange by expiring the connection's
+	// deadlines; stop reports whether that has happened.
+	stop := context.AfterFunc(ctx, func() { pc.SetDeadline(time.Unix(1, 0)) })
+
+	if err := req.Write(pc.bw); err != nil {
+		stop()
+		return nil, noAnswer{fmt.Errorf("writing request to %s: %w", pc.addr, err)}
+	}
+	if err := pc.bw.Flush(); err != nil {
+		stop()
+		return nil, noAnswer{fmt.Errorf("writing request to %s: %w", pc.addr, err)}
+	}
+
+	if p.headerTimeout > 0 {
+		pc.SetReadDeadline(time.Now().Add(p.headerTimeout))
+	}
+	resp, err := p.readResponse(pc, req)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	pc.SetReadDeadline(time.Time{})
+	if ctx.Err() != nil {
+		// Cancelled between the two lines above: expire again.
+		pc.SetDeadline(time.Unix(1, 0))
+	}
+
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The connection now belongs to the upgraded protocol.
+		stop()
+		resp.Body = &upgraded{pc: pc}
+		return resp, nil
+	}
+	resp.Body = &body{rc: resp.Body, pc: pc, pool: p, stop: stop, reusable: !resp.Close && !req.Close}
+	return resp, nil
+}
+
+// readResponse reads the answer, passing over interim 1xx answers.
+func (p *connPool) readResponse(pc *pconn, req *http.Request) (*http.Response, error) {
+	if _, err := pc.br.Peek(1); err != nil {
+		return nil, noAnswer{fmt.Errorf("reading answer from %s: %w", pc.addr, err)}
+	}
+	for {
+		resp, err := http.ReadResponse(pc.br, req)
+		if err != nil {
+			return nil, fmt.Errorf("reading answer from %s: %w", pc.addr, err)
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+	}
+}
+
+// get returns an idle connection to addr, or a new one.
+func (p *connPool) get(ctx context.Context, addr string) (pc *pconn, reused bool, err error) {
+	now := time.Now()
+	p.mu.Lock()
+	for list := p.idle[addr]; len(list) > 0; list = p.idle[addr] {
+		pc = list[len(list)-1]
+		p.idle[addr] = list[:len(list)-1]
+		if now.Sub(pc.idleSince) < p.idleTimeout {
+			p.mu.Unlock()
+			return pc, true, nil
+		}
+		pc.Close()
+	}
+	p.mu.Unlock()
+
+	conn, err := p.dial(ctx, addr)
+	if err != nil {
+		return nil, false, err
+	}
+	return &pconn{Conn: conn, addr: addr, br: bufio.NewReaderSize(conn, 16<<10),
+		bw: bufio.NewWriterSize(conn, 8<<10)}, false, nil
+}
+
+// put returns a connection whose exchange is complete.
+func (p *connPool) put(pc *pconn) {
+	pc.idleSince = time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || len(p.idle[pc.addr]) >= p.maxIdle {
+		pc.Close()
+		return
+	}
+	p.idle[pc.addr] = append(p.idle[pc.addr], pc)
+}
+
+// CloseIdleConnections closes the idle connections; later exchanges open
+// new ones.
+func (p *connPool) CloseIdleConnections() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, list := range p.idle {
+		for _, pc := range list {
+			pc.Close()
+		}
+		delete(p.idle, addr)
+	}
+}
+
+// body is an answer's body; reading it to the end frees its connection.
+type body struct {
+	rc       io.ReadCloser
+	pc       *pconn
+	pool     *connPool
+	stop     func() bool
+	reusable bool
+	done     bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.finish(true)
+	} else if err != nil {
+		b.finish(false)
+	}
+	return n, err
+}
+
+// Close frees the connection: back to the pool when the body was read
+// to its end, closed otherwise.
+func (b *body) Close() error {
+	b.finish(false)
+	return nil
+}
+
+func (b *body) finish(complete bool) {
+	if b.done {
+		return
+	}
+	b.done = true
+	// stop is false when cancellation already expired the deadlines.
+	if b.stop() && complete && b.reusable {
+		b.pool.put(b.pc)
+		return
+	}
+	b.pc.Close()
+}
+
+// upgraded is the connection after 101 Switching Protocols, as
+// ReverseProxy expects it: readable, writable and closable.
+type upgraded struct{ pc *pconn }
+
+func (u *upgraded) Read(p []byte) (int, error)  { return u.pc.br.Read(p) }
+func (u *upgraded) Write(p []byte) (int, error) { return u.pc.Conn.Write(p) }
+func (u *upgraded) Close() error                { return u.pc.Conn.Close() }

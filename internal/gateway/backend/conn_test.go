@@ -1,0 +1,182 @@
+package backend
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// testServer is an HTTP server on loopback that counts the connections
+// it accepts.
+func testServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
+func plainPool(timeout time.Duration) *connPool {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return newConnPool(func(ctx context.Context, addr string) (net.Conn, error) {
+		return d.DialContext(ctx, "tcp", addr)
+	}, timeout)
+}
+
+func do(t *testing.T, p *connPool, method, url, body string) (*http.Response, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	resp, err := p.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func TestConnPoolKeepsAlive(t *testing.T) {
+	srv, conns := testServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/chunked" {
+			w.Write([]byte("part1-"))
+			w.(http.Flusher).Flush()
+		}
+		w.Write([]byte(r.Method + ":" + string(b)))
+	})
+	p := plainPool(time.Second)
+	for i := range 20 {
+		method, body, path := "GET", "", "/"
+		if i%3 == 1 {
+			method, body = "POST", "payload"
+		}
+		if i%5 == 4 {
+			path = "/chunked"
+		}
+		resp, got := do(t, p, method, srv.URL+path, body)
+		want := method + ":" + body
+		if path == "/chunked" {
+			want = "part1-" + want
+		}
+		if resp.StatusCode != 200 || got != want {
+			t.Fatalf("request %d: %d %q, want %q", i, resp.StatusCode, got, want)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 20 sequential requests, want 1", n)
+	}
+}
+
+// TestConnPoolRetriesClosedIdle sends a request on a kept-alive connection
+// the server has closed meanwhile: it goes again on a new one.
+func TestConnPoolRetriesClosedIdle(t *testing.T) {
+	srv, conns := testServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+	p := plainPool(time.Second)
+	do(t, p, "GET", srv.URL, "")
+	srv.CloseClientConnections()
+	time.Sleep(10 * time.Millisecond) // let the close reach the client side
+	if _, got := do(t, p, "GET", srv.URL, ""); got != "ok" {
+		t.Errorf("after the server closed the idle connection: %q", got)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+// TestConnPoolDoesNotReuseUnfinished closes a connection whose body was
+// not read to the end, rather than reading the rest as the next answer.
+func TestConnPoolDoesNotReuseUnfinished(t *testing.T) {
+	srv, conns := testServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("x", 100000)))
+	})
+	p := plainPool(time.Second)
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	resp, err := p.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(resp.Body, make([]byte, 10))
+	resp.Body.Close()
+	if _, got := do(t, p, "GET", srv.URL, ""); len(got) != 100000 {
+		t.Errorf("second answer has %d bytes", len(got))
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+func TestConnPoolHeaderTimeoutAndCancel(t *testing.T) {
+	srv, _ := testServer(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	p := plainPool(100 * time.Millisecond)
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	_, err := p.RoundTrip(req)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("slow server: %v, want a timeout", err)
+	}
+
+	p = plainPool(0)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	req, _ = http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+	if _, err := p.RoundTrip(req); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled request: %v, want context.Canceled", err)
+	}
+}
+
+// TestConnPoolUpgrade hands the connection over after 101.
+func TestConnPoolUpgrade(t *testing.T) {
+	srv, _ := testServer(t, func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		brw.Flush()
+		line, _ := brw.ReadString('\n')
+		conn.Write([]byte("echo " + line))
+	})
+	p := plainPool(time.Second)
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "echo")
+	resp, err := p.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	rw := resp.Body.(io.ReadWriteCloser)
+	defer rw.Close()
+	rw.Write([]byte("hello\n"))
+	got, _ := bufio.NewReader(rw).ReadString('\n')
+	if got != "echo hello\n" {
+		t.Errorf("through the upgraded connection: %q", got)
+	}
+}

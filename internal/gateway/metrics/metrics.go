@@ -1,0 +1,103 @@
+// Package metrics holds the gateway's Prometheus metrics: requests and
+// their latency by listener, TLS handshakes by listener, protocol version
+// and result, and the health of backend servers. Labels carry names from
+// the configuration, addresses and codes, never secret material.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is one gateway's set of metrics, in a registry of its own so
+// that several gateways in one process (as in tests) do not collide. Safe
+// for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	handshakes    *prometheus.CounterVec
+	backendHealth *prometheus.GaugeVec
+}
+
+// New makes the metrics for the gateway named gateway.
+func New(gateway string) *Metrics {
+	reg := prometheus.NewRegistry()
+	labels := prometheus.Labels{"gateway": gateway}
+	m := &Metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keygate_gateway_requests_total", ConstLabels: labels,
+			Help: "Requests answered, by listener and HTTP status code.",
+		}, []string{"listener", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "keygate_gateway_request_duration_seconds", ConstLabels: labels,
+			Help:    "Time from a request's arrival to the end of its answer, by listener.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"listener"}),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keygate_gateway_tls_handshakes_total", ConstLabels: labels,
+			Help: "TLS handshakes, by listener, protocol version and result: success (a full handshake), resumed, or failure.",
+		}, []string{"listener", "version", "result"}),
+		backendHealth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "keygate_gateway_backend_health", ConstLabels: labels,
+			Help: "1 when a backend server passes its health probe, 0 when it does not.",
+		}, []string{"pool", "settings", "address"}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.handshakes, m.backendHealth,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in Prometheus's text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry is the registry the metrics are in, for more collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handshake counts a TLS handshake.
+func (m *Metrics) Handshake(listener, version, result string) {
+	m.handshakes.WithLabelValues(listener, version, result).Inc()
+}
+
+// BackendHealth sets a backend server's health.
+func (m *Metrics) BackendHealth(pool, settings, address string, healthy bool) {
+	v := 0.0
+	if healthy {
+		v = 1
+	}
+	m.backendHealth.WithLabelValues(pool, settings, address).Set(v)
+}
+
+// Listener returns the request metrics of one listener, with its label
+// values looked up once rather than on every request.
+func (m *Metrics) Listener(name string) *Listener {
+	return &Listener{m: m, name: name, duration: m.duration.WithLabelValues(name)}
+}
+
+// Listener is the request metrics of one listener.
+type Listener struct {
+	m        *Metrics
+	name     string
+	duration prometheus.Observer
+	codes    sync.Map // int -> prometheus.Counter
+}
+
+// Request counts a request answered with code after d.
+func (l *Listener) Request(code int, d time.Duration) {
+	c, ok := l.codes.Load(code)
+	if !ok {
+		c, _ = l.codes.LoadOrStore(code, l.m.requests.WithLabelValues(l.name, strconv.Itoa(code)))
+	}
+	c.(prometheus.Counter).Inc()
+	l.duration.Observe(d.Seconds())
+}

@@ -1,0 +1,141 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/keygate/keygate/internal/gateway/route"
+	"github.com/keygate/keygate/internal/gateway/tlspolicy"
+)
+
+// Errors a handshake fails with. They reach the client only as an alert.
+var (
+	errNoListener = errors.New("no listener takes this server name, and the first requires SNI")
+	errNotLoaded  = errors.New("the listener's certificate has not loaded yet")
+)
+
+// socket is one bound address and the listeners that share it.
+type socket struct {
+	g         *Gateway
+	addr      string
+	https     bool
+	listeners []*listener
+	table     *route.Table[*listener]
+	ln        net.Listener
+	srv       *http.Server
+
+	// handshakeListener remembers, per raw connection, which listener
+	// its ClientHello chose, so that a failed handshake is counted against
+	// it when the connection closes.
+	handshakeListener syncMap[net.Conn, string]
+}
+
+func (s *socket) names() []string {
+	out := make([]string, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.name
+	}
+	return out
+}
+
+// init builds the socket's routing table and HTTP server, and for HTTPS
+// the per-listener TLS configurations that handshakes choose between.
+func (s *socket) init() {
+	var entries []*route.Listener[*listener]
+	for _, l := range s.listeners {
+		entries = append(entries, &route.Listener[*listener]{Name: l.name, Hosts: l.hosts,
+			Priority: l.priority, RequireSNI: l.requireSNI, Value: l})
+	}
+	s.table = route.NewTable(entries)
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          newDebugLog(s.g.log),
+	}
+	if !s.https {
+		return
+	}
+
+	policy := s.g.cfg.Policy()
+	for _, l := range s.listeners {
+		l.tlsConfig = l.newTLSConfig(policy, s.g.cfg.HTTP2())
+		l.tlsConfig.SessionTicketsDisabled = !s.g.cfg.SessionResumption()
+	}
+	// The base configuration only chooses a listener; the listener's own
+	// configuration, with the policy, does the handshake.
+	s.srv.TLSConfig = &tls.Config{GetConfigForClient: s.configForClient}
+	s.srv.ConnState = s.connState
+
+	// RFC 7540 bars CBC suites under HTTP/2; a policy that allows them
+	// (the older predefined ones, a custom list) is the operator's
+	// choice, so a client that negotiated one is not turned away.
+	s.srv.HTTP2 = &http.HTTP2Config{PermitProhibitedCipherSuites: true}
+}
+
+// configForClient picks the listener for a ClientHello by its server
+// name and returns that listener's TLS configuration.
+func (s *socket) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	e := s.table.ForServerName(hello.ServerName)
+	if e == nil {
+		return nil, errNoListener
+	}
+	s.handshakeListener.Store(hello.Conn, e.Value.name)
+	return e.Value.tlsConfig, nil
+}
+
+// connState counts failed handshakes: a TLS connection that closes
+// without completing one.
+func (s *socket) connState(c net.Conn, state http.ConnState) {
+	if state != http.StateClosed && state != http.StateHijacked {
+		return
+	}
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return
+	}
+	name, _ := s.handshakeListener.LoadAndDelete(tc.NetConn())
+	if state == http.StateClosed && !tc.ConnectionState().HandshakeComplete {
+		if name == "" {
+			name = "none"
+		}
+		s.g.metrics.Handshake(name, "none", "failure")
+	}
+}
+
+// newTLSConfig is the listener's TLS configuration: the gateway's policy,
+// ALPN, and the certificate its slot holds at the time of each handshake.
+func (l *listener) newTLSConfig(policy tlspolicy.Policy, http2 bool) *tls.Config {
+	c := &tls.Config{
+		NextProtos: []string{"http/1.1"},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if kp := l.slot.KeyPair(); kp != nil {
+				return kp, nil
+			}
+			return nil, fmt.Errorf("listener %s: %w", l.name, errNotLoaded)
+		},
+		// Called once per completed handshake, resumed ones included.
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			result := "success"
+			if cs.DidResume {
+				result = "resumed"
+			}
+			l.g.metrics.Handshake(l.name, tlspolicy.VersionName(cs.Version), result)
+			return nil
+		},
+	}
+	if http2 {
+		c.NextProtos = []string{"h2", "http/1.1"}
+	}
+	policy.Apply(c)
+	return c
+}
+
+// ready reports whether the listener can serve.
+func (l *listener) ready() bool {
+	return !l.https || l.slot.Current() != nil
+}
