@@ -15,9 +15,11 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
@@ -158,7 +160,7 @@ func (c *Clients) Secrets(vaultURL string) (*azsecrets.Client, error) {
 		return sc, nil
 	}
 	sc, err := azsecrets.NewClient(vaultURL, c.cred, &azsecrets.ClientOptions{
-		ClientOptions:                        azcore.ClientOptions{Transport: c.http},
+		ClientOptions:                        azcore.ClientOptions{Transport: c.http, Retry: retry},
 		DisableChallengeResourceVerification: !c.VerifyChallenge(vaultURL),
 	})
 	if err != nil {
@@ -185,6 +187,13 @@ func (c *Clients) Credential() azcore.TokenCredential { return c.cred }
 // vaults' TLS.
 func (c *Clients) HTTPClient() *http.Client { return c.http }
 
+// retry is the SDK's retry policy for the gateway's requests: fewer and
+// shorter retries than the SDK's default (three, from 0.8 s doubling),
+// because the gateway retries a failed read itself, with backoff, and a
+// read that waits out the SDK's retries holds up a refresh someone asked
+// for.
+var retry = policy.RetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second}
+
 func newCredential(opts Options, hc *http.Client) (azcore.TokenCredential, error) {
 	co := opts.Credential
 	if co == nil || co.Type == "" || co.Type == "ManagedIdentity" {
@@ -192,14 +201,14 @@ func newCredential(opts Options, hc *http.Client) (azcore.TokenCredential, error
 		if co != nil && co.ClientID != "" {
 			id = co.ClientID
 		}
-		mo := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: azcore.ClientOptions{Transport: hc}}
+		mo := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: azcore.ClientOptions{Transport: hc, Retry: retry}}
 		if id != "" {
 			mo.ID = azidentity.ClientID(id)
 		}
 		return azidentity.NewManagedIdentityCredential(mo)
 	}
 
-	clientOpts := azcore.ClientOptions{Transport: hc}
+	clientOpts := azcore.ClientOptions{Transport: hc, Retry: retry}
 	if co.AuthorityHost != "" {
 		clientOpts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: co.AuthorityHost}
 	}
