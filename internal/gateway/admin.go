@@ -158,9 +158,12 @@ func (g *Gateway) serveRefresh(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// RefreshResult is the outcome of one certificate's read.
+type RefreshResult = rotate.Result
+
 // RefreshResponse is the answer of POST /refresh.
 type RefreshResponse struct {
-	Results []rotate.Result `json:"results"`
+	Results []RefreshResult `json:"results"`
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
