@@ -42,7 +42,7 @@ func (b *syncBuffer) String() string {
 // testGateway is a started gateway with its logs.
 type testGateway struct {
 	*gateway.Gateway
-	t      *testing.T
+	t      testing.TB
 	logs   *syncBuffer
 	access *syncBuffer
 
@@ -65,7 +65,7 @@ func startGateway(t *testing.T, doc string) *testGateway {
 
 // startGatewayWith is startGateway with options; the logger and the
 // access log are the test's.
-func startGatewayWith(t *testing.T, doc string, opts gateway.Options) *testGateway {
+func startGatewayWith(t testing.TB, doc string, opts gateway.Options) *testGateway {
 	t.Helper()
 	cfg, err := config.Parse([]byte(doc))
 	if err != nil {
@@ -145,7 +145,7 @@ func handshake(addr, sni string, cfg *tls.Config) (tls.ConnectionState, error) {
 
 // eventually polls cond until it holds, failing the test after a bound
 // generous enough for a loaded machine. It asserts an outcome, not a time.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {

@@ -28,7 +28,7 @@ import (
 // agent runs in the test and is in this process's environment), a CA for
 // the certificates imported into the vault, and a backend.
 type rotationEnv struct {
-	t    *testing.T
+	t    testing.TB
 	v    *vaulttest.Vault
 	id   *vaulttest.Identity
 	ca   *gwtest.CA
@@ -37,7 +37,7 @@ type rotationEnv struct {
 
 var hostCounter atomic.Int32
 
-func newRotationEnv(t *testing.T, opts vaulttest.Options) *rotationEnv {
+func newRotationEnv(t testing.TB, opts vaulttest.Options) *rotationEnv {
 	t.Helper()
 	e := &rotationEnv{t: t, v: vaulttest.StartWith(t, opts), ca: gwtest.NewCA(t, "CA")}
 	host := fmt.Sprintf("gateway-host-%d", hostCounter.Add(1))
@@ -94,7 +94,7 @@ func servedSerial(addr, host string) (string, error) {
 }
 
 // waitServed waits until new handshakes present serial.
-func waitServed(t *testing.T, gw *testGateway, host, serial string) {
+func waitServed(t testing.TB, gw *testGateway, host, serial string) {
 	t.Helper()
 	eventually(t, "new handshakes to present serial "+serial, func() bool {
 		got, err := servedSerial(gw.Addr("site"), host)

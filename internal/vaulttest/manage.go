@@ -203,7 +203,7 @@ func (v *Vault) StartAgent(host, credential string) *Agent {
 // a host's environment does, until the test ends: azidentity reads
 // IDENTITY_ENDPOINT and IDENTITY_HEADER when a credential is made. The
 // test must not run in parallel with others.
-func UseAgent(t *testing.T, a *Agent) {
+func UseAgent(t testing.TB, a *Agent) {
 	t.Helper()
 	t.Setenv("IDENTITY_ENDPOINT", a.Endpoint())
 	t.Setenv("IDENTITY_HEADER", a.Header())
