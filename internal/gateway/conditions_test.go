@@ -68,10 +68,9 @@ func TestVaultDownKeepsServing(t *testing.T) {
 // refusal is a way the vault refuses the gateway's certificate, and how to
 // undo it.
 type refusal struct {
-	name       string
-	code       certs.Code
-	do, undo   func(e *rotationEnv)
-	nextSerial bool // after undo, the vault holds a new version
+	name     string
+	code     certs.Code
+	do, undo func(e *rotationEnv)
 }
 
 func refusals() []refusal {
