@@ -80,6 +80,14 @@ func gatewayValidateCommand() *cobra.Command {
 			fmt.Fprintf(out, "%s: valid: %d listeners, %d certificates, %d routing rules\n",
 				configFile, len(cfg.HTTPListeners), len(cfg.SSLCertificates), len(cfg.RequestRoutingRules))
 			fmt.Fprintf(out, "TLS policy %s\n", p.Name)
+			if cfg.UsesKeyVault() {
+				cache := "off"
+				if cfg.CertificateCache.Path != "" {
+					cache = cfg.CertificateCache.Path
+				}
+				fmt.Fprintf(out, "vault certificates read every %v, onKeyVaultError %s, certificate cache %s\n",
+					cfg.PollInterval(), cfg.OnKeyVaultError, cache)
+			}
 			if len(p.Omitted) > 0 {
 				fmt.Fprintf(out, "not offered (Go's crypto/tls lacks them): %s\n", strings.Join(p.Omitted, ", "))
 			}
