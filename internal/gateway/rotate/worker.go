@@ -190,14 +190,15 @@ func (w *worker) failed(err error, now time.Time) error {
 		return err
 	}
 	attrs := append(w.attrs(), "condition", string(code), "error", err.Error())
-	switch {
+	switch cur := s.Current(); {
 	case held:
 		w.m.log.Warn("certificate no longer served (onKeyVaultError: DisableListener)", attrs...)
-	case s.Current() != nil && s.Serving():
-		w.m.log.Warn("certificate not refreshed; serving the last good version",
-			append(attrs, "version", s.Current().Version)...)
-	default:
+	case cur == nil:
 		w.m.log.Warn("certificate not loaded", attrs...)
+	case !s.Serving():
+		w.m.log.Warn("certificate not refreshed; still not served (onKeyVaultError: DisableListener)", attrs...)
+	default:
+		w.m.log.Warn("certificate not refreshed; serving the last good version", append(attrs, "version", cur.Version)...)
 	}
 	return err
 }
