@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/gateway/certs"
@@ -282,5 +284,62 @@ func TestStatusAndLogsHoldNoSecrets(t *testing.T) {
 		if strings.Contains(all, probe) {
 			t.Errorf("status, metrics or logs hold secret material (%.8q...)", probe)
 		}
+	}
+}
+
+// TestVaultDeleted deletes the vault a DisableListener gateway reads from
+// (a vault of its own, at team.localhost, reached as a hosts-file entry
+// would): the vault refuses the event stream and the read with 404
+// VaultNotFound, and the listener stops serving, with
+// KeyVaultSoftDeleted.
+func TestVaultDeleted(t *testing.T) {
+	v := vaulttest.Start(t, nil)
+	teamURL := v.CreateVault("team")
+	ca := gwtest.NewCA(t, "CA")
+	leaf := ca.Issue(t, gwtest.ECDSA, siteHost)
+	hc := v.LoopbackClient()
+	cred, err := v.Admin.Credential(hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	team, err := azsecrets.NewClient(teamURL, cred, &azsecrets.ClientOptions{
+		ClientOptions: azcore.ClientOptions{Transport: hc}, DisableChallengeResourceVerification: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := team.SetSecret(context.Background(), "site", azsecrets.SetSecretParameters{
+		Value: to.Ptr(leaf.PFX(t, "")), ContentType: to.Ptr(certs.ContentTypePKCS12)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	pool := gwtest.StartPool(t, "app", 1, nil)
+	doc := vaultSection(v) + yamlf(`
+name: deleted
+onKeyVaultError: DisableListener
+admin: {address: "127.0.0.1:0"}
+frontendIPConfigurations: [{name: lo, privateIPAddress: 127.0.0.1}]
+frontendPorts: [{name: https, port: %d}]
+sslCertificates: [{name: site, keyVaultSecretId: "%s/secrets/site"}]
+httpListeners: [{name: site, frontendPort: https, protocol: Https, hostName: %s, sslCertificate: site}]
+backendAddressPools: [{name: app, backendAddresses: [{ipAddress: %s}]}]
+backendHttpSettingsCollection: [{name: app, port: %d, protocol: Http}]
+requestRoutingRules: [{name: site, ruleType: Basic, httpListener: site, backendAddressPool: app, backendHttpSettings: app}]
+`, gwtest.FreePort(t, "127.0.0.1"), teamURL, siteHost, pool[0].IP, pool[0].Port)
+	gw := startGatewayWith(t, doc, gateway.Options{VaultHTTPClient: hc, MaxRetry: 500 * time.Millisecond})
+	waitServed(t, gw, siteHost, leaf.Serial())
+	eventually(t, "the event stream to open", func() bool {
+		vs := gw.Status().Vaults
+		return len(vs) == 1 && vs[0].Events.Connected
+	})
+
+	v.DeleteVault("team")
+	eventually(t, "handshakes to fail", func() bool {
+		_, err := servedSerial(gw.Addr("site"), siteHost)
+		return err != nil
+	})
+	if st := certStatus(gw); st.Condition != certs.KeyVaultSoftDeleted || st.Serving {
+		t.Errorf("status: %+v", st)
+	}
+	if vs := gw.Status().Vaults; len(vs) != 1 || vs[0].Events.Connected || !strings.Contains(vs[0].Events.LastError, "VaultNotFound") {
+		t.Errorf("event stream of a deleted vault: %+v", vs)
 	}
 }
