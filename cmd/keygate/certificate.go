@@ -7,8 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -16,8 +14,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
 	"github.com/spf13/cobra"
-
-	"github.com/keygate/keygate/internal/client"
 )
 
 func certificateCommand() *cobra.Command {
@@ -546,68 +542,12 @@ func certIssuerCommand(f *clientFlags) *cobra.Command {
 	return cmd
 }
 
-// issuerChain fetches /certificates/issuers/{name}/chain, keygate's own
-// addition to the API, which the SDK has no method for.
+// issuerChain fetches a keygate-ca issuer's chain as the credentials'
+// principal.
 func (f *clientFlags) issuerChain(ctx context.Context, name string) ([]byte, error) {
 	creds, err := f.load()
 	if err != nil {
 		return nil, err
 	}
-	base := f.vaultURL
-	if base == "" {
-		base = creds.VaultURL
-	}
-	hc, err := client.Transport(creds.CAFile)
-	if err != nil {
-		return nil, err
-	}
-	resource, err := challengeResource(ctx, hc, base)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := creds.Token(ctx, hc, resource+"/.default")
-	if err != nil {
-		return nil, err
-	}
-	url := strings.TrimSuffix(base, "/") + "/certificates/issuers/" + name + "/chain?api-version=2025-07-01"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("issuer chain: %s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-	return body, nil
-}
-
-// challengeResource asks the vault which resource its tokens are for,
-// from the bearer challenge of an unauthenticated request, as the SDK
-// does.
-func challengeResource(ctx context.Context, hc *http.Client, base string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/certificates?api-version=2025-07-01", nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	resp.Body.Close()
-	ch := resp.Header.Get("WWW-Authenticate")
-	_, rest, ok := strings.Cut(ch, `resource="`)
-	if !ok {
-		return "", fmt.Errorf("the vault at %s sent no bearer challenge", base)
-	}
-	resource, _, _ := strings.Cut(rest, `"`)
-	return resource, nil
+	return creds.IssuerChain(ctx, f.vaultURL, name)
 }

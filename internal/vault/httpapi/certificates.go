@@ -487,16 +487,9 @@ func (h *Handler) backupCertificate(w http.ResponseWriter, r *http.Request, c *c
 }
 
 func (h *Handler) restoreCertificate(w http.ResponseWriter, r *http.Request, c *call) error {
-	var req backupJSON
-	if err := decodeBody(w, r, maxRestoreBytes, &req); err != nil {
-		return err
-	}
-	blob, err := decodeBase64URL(req.Value)
+	blob, err := readBackup(w, r)
 	if err != nil {
-		return badRequest("value: not base64url")
-	}
-	if len(blob) == 0 {
-		return badRequest("value: required")
+		return err
 	}
 	cert, err := h.vaults.RestoreCertificate(ctx(r), c.vault, blob)
 	if err != nil {

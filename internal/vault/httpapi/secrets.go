@@ -273,16 +273,9 @@ func (h *Handler) backupSecret(w http.ResponseWriter, r *http.Request, c *call) 
 }
 
 func (h *Handler) restoreSecret(w http.ResponseWriter, r *http.Request, c *call) error {
-	var req backupJSON
-	if err := decodeBody(w, r, maxRestoreBytes, &req); err != nil {
-		return err
-	}
-	blob, err := decodeBase64URL(req.Value)
+	blob, err := readBackup(w, r)
 	if err != nil {
-		return badRequest("value: not base64url")
-	}
-	if len(blob) == 0 {
-		return badRequest("value: required")
+		return err
 	}
 	p, err := h.vaults.RestoreSecret(ctx(r), c.vault, blob)
 	if err != nil {
@@ -290,6 +283,22 @@ func (h *Handler) restoreSecret(w http.ResponseWriter, r *http.Request, c *call)
 	}
 	writeJSON(w, http.StatusOK, secretJSON(r, p))
 	return nil
+}
+
+// readBackup reads the backup blob of a restore request.
+func readBackup(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	var req backupJSON
+	if err := decodeBody(w, r, maxRestoreBytes, &req); err != nil {
+		return nil, err
+	}
+	blob, err := decodeBase64URL(req.Value)
+	if err != nil {
+		return nil, badRequest("value: not base64url")
+	}
+	if len(blob) == 0 {
+		return nil, badRequest("value: required")
+	}
+	return blob, nil
 }
 
 // decodeBase64URL accepts base64url with or without padding.
