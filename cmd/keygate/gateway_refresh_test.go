@@ -55,7 +55,7 @@ requestRoutingRules: [{name: site, ruleType: Basic, httpListener: site, backendA
 		t.Errorf("validate printed %q", out)
 	}
 	startGatewayCommand(t, "--config", path, "--cache-key-file", keyFile)
-	waitReady(t, admin)
+	waitAdminReady(t, admin)
 
 	out := mustRun(t, "gateway", "refresh", "--admin", admin)
 	if !strings.Contains(out, "sslCertificates/site: version ") || !strings.Contains(out, " unchanged") {
@@ -149,8 +149,8 @@ func startGatewayCommand(t *testing.T, args ...string) {
 	})
 }
 
-// waitReady waits until the gateway's admin listener says it is ready.
-func waitReady(t *testing.T, admin string) {
+// waitAdminReady waits until the gateway's admin listener says it is ready.
+func waitAdminReady(t *testing.T, admin string) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		resp, err := http.Get("http://" + admin + "/readyz")
