@@ -33,6 +33,12 @@ const (
 	// fetchTimeout bounds one read of the vault, the SDK's own retries of
 	// 5xx answers included.
 	fetchTimeout = time.Minute
+
+	// heldCheckInterval is the longest a listener certificate goes
+	// unread under DisableOnError, so that a refusal stops it within a
+	// minute (jitter included) even when nothing is pushed: a revoked
+	// access policy or a new firewall rule records no event.
+	heldCheckInterval = 50 * time.Second
 )
 
 // Certificate is one vault certificate the Manager keeps current.
@@ -73,7 +79,8 @@ type Config struct {
 
 	// DisableOnError is onKeyVaultError: DisableListener: a listener
 	// certificate the vault refuses access to stops being served until it
-	// reads again.
+	// reads again. Such certificates are read at least every 50 seconds,
+	// whatever PollInterval says.
 	DisableOnError bool
 
 	// MinRetry and MaxRetry bound the wait after a failed read, doubling

@@ -92,3 +92,27 @@ func TestJitter(t *testing.T) {
 		}
 	}
 }
+
+// TestDisableListenerChecksEveryMinute reads listener certificates at
+// least every 50 s under DisableListener, so that a refusal nothing
+// pushes still stops them within a minute; trusted roots keep the poll
+// interval.
+func TestDisableListenerChecksEveryMinute(t *testing.T) {
+	slot := certs.NewSlot("site", &flakySource{})
+	for _, tc := range []struct {
+		disable    bool
+		collection string
+		poll, want time.Duration
+	}{
+		{false, "sslCertificates", 4 * time.Hour, 4 * time.Hour},
+		{true, "sslCertificates", 4 * time.Hour, 50 * time.Second},
+		{true, "sslCertificates", 10 * time.Second, 10 * time.Second},
+		{true, "trustedRootCertificates", 4 * time.Hour, 4 * time.Hour},
+	} {
+		m := New(Config{PollInterval: tc.poll, DisableOnError: tc.disable},
+			[]Certificate{{Slot: slot, Collection: tc.collection}})
+		if got := m.workers[0].interval(); got != tc.want {
+			t.Errorf("%+v: interval %v, want %v", tc, got, tc.want)
+		}
+	}
+}

@@ -68,7 +68,7 @@ func (w *worker) run(ctx context.Context) {
 
 		// Next: a poll interval after a good read; after a failure, a
 		// doubling wait that the poll interval caps.
-		next := w.m.cfg.PollInterval
+		next := w.interval()
 		if res.Condition == certs.OK {
 			failures = 0
 		} else {
@@ -77,6 +77,14 @@ func (w *worker) run(ctx context.Context) {
 		}
 		timer.Reset(jitter(next))
 	}
+}
+
+// interval is how long the worker waits after a good read.
+func (w *worker) interval() time.Duration {
+	if w.m.cfg.DisableOnError && w.c.keyPair() {
+		return min(w.m.cfg.PollInterval, heldCheckInterval)
+	}
+	return w.m.cfg.PollInterval
 }
 
 // poke asks for a read without waiting for it. A read already asked for
