@@ -77,7 +77,8 @@ type Gateway struct {
 	// deleted or behind a firewall, identity not found): KeepLastGood (the
 	// default) serves the last good certificate and reports the
 	// condition; DisableListener stops serving it, as Application Gateway
-	// does, until it reads again.
+	// does, until it reads again, and reads listener certificates at least
+	// every 50 seconds so that it stops within a minute.
 	OnKeyVaultError string `json:"onKeyVaultError"`
 
 	// CertificateCache keeps an encrypted copy of each vault certificate
