@@ -18,12 +18,12 @@ func gatewayCommand() *cobra.Command {
 		Use:   "gateway",
 		Short: "Run an application gateway that terminates TLS with the vault's certificates",
 	}
-	cmd.AddCommand(gatewayRunCommand(), gatewayValidateCommand())
+	cmd.AddCommand(gatewayRunCommand(), gatewayValidateCommand(), gatewayRefreshCommand(), gatewayCacheKeyCommand())
 	return cmd
 }
 
 func gatewayRunCommand() *cobra.Command {
-	var configFile, logLevel string
+	var configFile, logLevel, cacheKeyFile string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Serve the listeners of a gateway configuration until interrupted",
@@ -40,6 +40,10 @@ func gatewayRunCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			key, err := cacheKey(cacheKeyFile)
+			if err != nil {
+				return err
+			}
 			// A proxy's garbage is short-lived: collecting less often costs
 			// some memory and saves a tenth of the CPU per request (see
 			// bench/README.md). GOGC, when set, still decides.
@@ -49,11 +53,13 @@ func gatewayRunCommand() *cobra.Command {
 			for _, s := range cfg.Policy().Omitted {
 				log.Debug("TLS policy suite not offered: Go's crypto/tls lacks it", "policy", cfg.Policy().Name, "suite", s)
 			}
-			return gateway.New(cfg, gateway.Options{Logger: log}).Run(cmd.Context())
+			return gateway.New(cfg, gateway.Options{Logger: log, CacheKey: key}).Run(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "gateway configuration file (YAML or JSON)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&cacheKeyFile, "cache-key-file", "",
+		"key file (mode 0600) of the certificate cache; else the environment variable "+CacheKeyEnv)
 	cmd.MarkFlagRequired("config")
 	return cmd
 }
@@ -74,6 +80,14 @@ func gatewayValidateCommand() *cobra.Command {
 			fmt.Fprintf(out, "%s: valid: %d listeners, %d certificates, %d routing rules\n",
 				configFile, len(cfg.HTTPListeners), len(cfg.SSLCertificates), len(cfg.RequestRoutingRules))
 			fmt.Fprintf(out, "TLS policy %s\n", p.Name)
+			if cfg.UsesKeyVault() {
+				cache := "off"
+				if cfg.CertificateCache.Path != "" {
+					cache = cfg.CertificateCache.Path
+				}
+				fmt.Fprintf(out, "vault certificates read every %v, onKeyVaultError %s, certificate cache %s\n",
+					cfg.PollInterval(), cfg.OnKeyVaultError, cache)
+			}
 			if len(p.Omitted) > 0 {
 				fmt.Fprintf(out, "not offered (Go's crypto/tls lacks them): %s\n", strings.Join(p.Omitted, ", "))
 			}

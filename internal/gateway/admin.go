@@ -1,17 +1,21 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
-	"sort"
+	"time"
 
 	"github.com/keygate/keygate/internal/gateway/backend"
 	"github.com/keygate/keygate/internal/gateway/certs"
+	"github.com/keygate/keygate/internal/gateway/rotate"
 )
 
 // adminRoutes serves the admin listener: Prometheus metrics, liveness,
-// readiness and a status document.
+// readiness, a status document, and a refresh of vault certificates.
 func (g *Gateway) adminRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", g.metrics.Handler())
@@ -21,6 +25,7 @@ func (g *Gateway) adminRoutes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", g.serveReady)
 	mux.HandleFunc("GET /status", g.serveStatus)
+	mux.HandleFunc("POST /refresh", g.serveRefresh)
 
 	// Profiles, for finding what limits a busy gateway. The admin
 	// listener is on loopback unless configured otherwise.
@@ -38,17 +43,24 @@ type ListenerStatus struct {
 	Ready       bool   `json:"ready"`
 	Certificate string `json:"certificate,omitempty"`
 
+	// CertificateStatus is the state of the listener's certificate: the
+	// version in use, its expiry, the last refresh and attempt, and the
+	// condition.
+	CertificateStatus *certs.Status `json:"certificateStatus,omitempty"`
+
 	// Waiting says why a listener that is not ready waits.
 	Waiting string `json:"waiting,omitempty"`
 }
 
-// Status is the gateway's state: listeners, certificates, backends.
+// Status is the gateway's state: listeners, certificates, the vaults'
+// event streams, backends.
 type Status struct {
-	Name         string           `json:"name"`
-	Ready        bool             `json:"ready"`
-	Listeners    []ListenerStatus `json:"listeners"`
-	Certificates []certs.Status   `json:"certificates"`
-	Backends     []backend.Status `json:"backends"`
+	Name         string              `json:"name"`
+	Ready        bool                `json:"ready"`
+	Listeners    []ListenerStatus    `json:"listeners"`
+	Certificates []certs.Status      `json:"certificates"`
+	Vaults       []rotate.VaultState `json:"vaults,omitempty"`
+	Backends     []backend.Status    `json:"backends"`
 }
 
 // Status reports the gateway's state.
@@ -57,25 +69,42 @@ func (g *Gateway) Status() Status {
 	for _, l := range g.listeners {
 		ls := ListenerStatus{Name: l.name, Address: l.address, Protocol: "Http", Ready: l.ready()}
 		if l.https {
-			ls.Protocol, ls.Certificate = "Https", l.slot.Name()
-			if !ls.Ready {
-				ls.Waiting = "certificate " + l.slot.Name() + " has not loaded"
-				if e := l.slot.Status().LastError; e != "" {
-					ls.Waiting += ": " + e
-				}
-			}
+			cs := g.certificateStatus(collCerts, l.slot)
+			ls.Protocol, ls.Certificate, ls.CertificateStatus = "Https", l.slot.Name(), &cs
+			ls.Waiting = waiting(cs)
 		}
 		st.Ready = st.Ready && ls.Ready
 		st.Listeners = append(st.Listeners, ls)
 	}
-	for _, s := range g.allSlots() {
-		st.Certificates = append(st.Certificates, s.Status())
+	for _, name := range sortedNames(g.certSlots) {
+		st.Certificates = append(st.Certificates, g.certificateStatus(collCerts, g.certSlots[name]))
 	}
-	sort.Slice(st.Certificates, func(i, j int) bool { return st.Certificates[i].Name < st.Certificates[j].Name })
+	for _, name := range sortedNames(g.rootSlots) {
+		st.Certificates = append(st.Certificates, g.certificateStatus(collRoots, g.rootSlots[name]))
+	}
+	st.Vaults = g.rotator.Vaults()
 	for _, b := range g.backends {
 		st.Backends = append(st.Backends, b.Status()...)
 	}
 	return st
+}
+
+// waiting says why a listener with the certificate cs does not serve, or
+// "" when it does.
+func waiting(cs certs.Status) string {
+	var why string
+	switch {
+	case cs.Serving:
+		return ""
+	case cs.Ready:
+		why = "certificate " + cs.Name + " is not served (onKeyVaultError: DisableListener)"
+	default:
+		why = "certificate " + cs.Name + " has not loaded"
+	}
+	if cs.LastError != "" {
+		why += ": " + string(cs.Condition) + ": " + cs.LastError
+	}
+	return why
 }
 
 func (g *Gateway) serveStatus(w http.ResponseWriter, _ *http.Request) {
@@ -104,6 +133,37 @@ func (g *Gateway) serveReady(w http.ResponseWriter, _ *http.Request) {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, body)
+}
+
+// RefreshTimeout bounds a refresh asked for on the admin listener.
+const RefreshTimeout = 2 * time.Minute
+
+// serveRefresh reads vault certificates now: the one named by the
+// certificate parameter, or every one. It answers when the reads are done,
+// with the outcome of each.
+func (g *Gateway) serveRefresh(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("certificate")
+	ctx, cancel := context.WithTimeout(r.Context(), RefreshTimeout)
+	defer cancel()
+	g.log.Info("refresh asked for on the admin listener", "certificate", name, "client", r.RemoteAddr)
+	results, err := g.rotator.Refresh(ctx, name)
+	switch {
+	case errors.Is(err, rotate.ErrUnknown):
+		writeJSON(w, http.StatusNotFound, map[string]string{
+			"error": fmt.Sprintf("certificate: no sslCertificate or trustedRootCertificate named %q is read from a vault", name)})
+	case err != nil:
+		writeJSON(w, http.StatusGatewayTimeout, map[string]string{"error": err.Error()})
+	default:
+		writeJSON(w, http.StatusOK, RefreshResponse{Results: results})
+	}
+}
+
+// RefreshResult is the outcome of one certificate's read.
+type RefreshResult = rotate.Result
+
+// RefreshResponse is the answer of POST /refresh.
+type RefreshResponse struct {
+	Results []RefreshResult `json:"results"`
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -22,7 +22,6 @@ import (
 // network.
 func (g *Gateway) build() error {
 	g.metrics = metrics.New(g.cfg.Name)
-	g.loader = &certs.Loader{Logger: g.log, Now: g.opts.Now}
 
 	var err error
 	if g.opts.AccessLog != nil {
@@ -30,7 +29,8 @@ func (g *Gateway) build() error {
 	} else if g.accessLog, err = accesslog.Open(string(g.cfg.AccessLog.Path)); err != nil {
 		return err
 	}
-	if err := g.buildSlots(); err != nil {
+	clients, err := g.buildSlots()
+	if err != nil {
 		return err
 	}
 	b := &builder{g: g, backends: map[string]*proxy.Proxy{}}
@@ -38,17 +38,20 @@ func (g *Gateway) build() error {
 		g.listeners = append(g.listeners, b.listener(&g.cfg.HTTPListeners[i]))
 	}
 	g.buildSockets()
-	return nil
+	return g.buildRotation(clients)
 }
 
 // buildSlots makes a slot per certificate: inline ones filled at once,
-// vault ones with a source that reads them through azsecrets.
-func (g *Gateway) buildSlots() error {
+// vault ones with a source that reads them through azsecrets. It returns
+// the vault clients, nil when no certificate is in a vault.
+func (g *Gateway) buildSlots() (*keyvault.Clients, error) {
 	var clients *keyvault.Clients
 	if g.cfg.UsesKeyVault() {
+		opts := g.cfg.KeyVaultOptions()
+		opts.HTTPClient = g.opts.VaultHTTPClient
 		var err error
-		if clients, err = keyvault.NewClients(g.cfg.KeyVaultOptions()); err != nil {
-			return fmt.Errorf("preparing the vault client: %w", err)
+		if clients, err = keyvault.NewClients(opts); err != nil {
+			return nil, fmt.Errorf("preparing the vault client: %w", err)
 		}
 	}
 	now := g.opts.Now()
@@ -57,9 +60,7 @@ func (g *Gateway) buildSlots() error {
 	for i := range g.cfg.SSLCertificates {
 		c := &g.cfg.SSLCertificates[i]
 		if m := c.Inline(); m != nil {
-			s := certs.NewSlot(c.Name, certs.Static{M: m})
-			s.Install(m, now)
-			g.certSlots[c.Name] = s
+			g.certSlots[c.Name] = staticSlot(c.Name, m, now)
 			continue
 		}
 		g.certSlots[c.Name] = certs.NewSlot(c.Name, keyvault.NewSource(clients, c.SecretID(), keyvault.KeyPair))
@@ -69,15 +70,20 @@ func (g *Gateway) buildSlots() error {
 	for i := range g.cfg.TrustedRootCertificates {
 		c := &g.cfg.TrustedRootCertificates[i]
 		if roots := c.Inline(); roots != nil {
-			m := &certs.Material{Roots: roots}
-			s := certs.NewSlot(c.Name, certs.Static{M: m})
-			s.Install(m, now)
-			g.rootSlots[c.Name] = s
+			g.rootSlots[c.Name] = staticSlot(c.Name, &certs.Material{Roots: roots}, now)
 			continue
 		}
 		g.rootSlots[c.Name] = certs.NewSlot(c.Name, keyvault.NewSource(clients, c.SecretID(), keyvault.Roots))
 	}
-	return nil
+	return clients, nil
+}
+
+// staticSlot is the slot of inline data: filled, and never refreshed.
+func staticSlot(name string, m *certs.Material, now time.Time) *certs.Slot {
+	s := certs.NewSlot(name, certs.Static{M: m})
+	s.Install(m, now, false)
+	s.Record(now, nil)
+	return s
 }
 
 // builder resolves routing rules into targets, making one backend (and

@@ -21,6 +21,8 @@ import (
 	"github.com/keygate/keygate/internal/gateway/certs"
 	"github.com/keygate/keygate/internal/gateway/config"
 	"github.com/keygate/keygate/internal/gateway/metrics"
+	"github.com/keygate/keygate/internal/gateway/rotate"
+	"github.com/keygate/keygate/internal/seal"
 )
 
 // Options are what a Gateway takes beside its configuration.
@@ -34,6 +36,24 @@ type Options struct {
 
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// CacheKey seals the certificate cache (certificateCache.path). It
+	// comes from the host (a key file or an environment variable), never
+	// from the configuration; the cache does not open without it.
+	CacheKey seal.Key
+
+	// MaxRetry caps the wait between failed vault reads and between
+	// attempts to reopen a vault's event stream; zero means 5 minutes.
+	MaxRetry time.Duration
+
+	// NoEvents turns off the vaults' event streams, leaving polling
+	// alone to find new versions.
+	NoEvents bool
+
+	// VaultHTTPClient, when set, reaches the vaults and the identity
+	// agent instead of a client built from keyVault.trustedCaFile, for a
+	// process that must dial in its own way.
+	VaultHTTPClient *http.Client
 }
 
 // Gateway is a running application gateway. New prepares it, Start
@@ -46,7 +66,7 @@ type Gateway struct {
 
 	metrics   *metrics.Metrics
 	accessLog *accesslog.Log
-	loader    *certs.Loader
+	rotator   *rotate.Manager
 
 	certSlots map[string]*certs.Slot
 	rootSlots map[string]*certs.Slot
@@ -111,13 +131,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	}
 
 	// Background work: certificates from vaults, then backend probes.
-	var vaultSlots []*certs.Slot
-	for _, s := range g.allSlots() {
-		if s.Current() == nil {
-			vaultSlots = append(vaultSlots, s)
-		}
-	}
-	g.wg.Go(func() { g.loader.Run(g.bg, vaultSlots) })
+	g.wg.Go(func() { g.rotator.Run(g.bg) })
 	for _, b := range g.backends {
 		g.wg.Go(func() { b.Run(g.bg) })
 	}
@@ -268,15 +282,4 @@ func (g *Gateway) Ready() bool {
 		}
 	}
 	return true
-}
-
-func (g *Gateway) allSlots() []*certs.Slot {
-	var out []*certs.Slot
-	for _, s := range g.certSlots {
-		out = append(out, s)
-	}
-	for _, s := range g.rootSlots {
-		out = append(out, s)
-	}
-	return out
 }

@@ -42,7 +42,7 @@ func (b *syncBuffer) String() string {
 // testGateway is a started gateway with its logs.
 type testGateway struct {
 	*gateway.Gateway
-	t      *testing.T
+	t      testing.TB
 	logs   *syncBuffer
 	access *syncBuffer
 
@@ -60,15 +60,21 @@ func (tg *testGateway) Shutdown(ctx context.Context) error {
 // the test ends.
 func startGateway(t *testing.T, doc string) *testGateway {
 	t.Helper()
+	return startGatewayWith(t, doc, gateway.Options{})
+}
+
+// startGatewayWith is startGateway with options; the logger and the
+// access log are the test's.
+func startGatewayWith(t testing.TB, doc string, opts gateway.Options) *testGateway {
+	t.Helper()
 	cfg, err := config.Parse([]byte(doc))
 	if err != nil {
 		t.Fatalf("configuration:\n%v\n%s", err, doc)
 	}
 	tg := &testGateway{t: t, logs: &syncBuffer{}, access: &syncBuffer{}}
-	tg.Gateway = gateway.New(cfg, gateway.Options{
-		Logger:    slog.New(slog.NewJSONHandler(tg.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		AccessLog: tg.access,
-	})
+	opts.Logger = slog.New(slog.NewJSONHandler(tg.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.AccessLog = tg.access
+	tg.Gateway = gateway.New(cfg, opts)
 	if err := tg.Start(context.Background()); err != nil {
 		t.Fatalf("starting gateway: %v", err)
 	}
@@ -139,7 +145,7 @@ func handshake(addr, sni string, cfg *tls.Config) (tls.ConnectionState, error) {
 
 // eventually polls cond until it holds, failing the test after a bound
 // generous enough for a loaded machine. It asserts an outcome, not a time.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {

@@ -16,6 +16,7 @@ import (
 var (
 	errNoListener = errors.New("no listener takes this server name, and the first requires SNI")
 	errNotLoaded  = errors.New("the listener's certificate has not loaded yet")
+	errHeld       = errors.New("the listener's certificate is not served: the vault refuses it (onKeyVaultError: DisableListener)")
 )
 
 // socket is one bound address and the listeners that share it.
@@ -116,6 +117,9 @@ func (l *listener) newTLSConfig(policy tlspolicy.Policy, http2 bool) *tls.Config
 			if kp := l.slot.KeyPair(); kp != nil {
 				return kp, nil
 			}
+			if l.slot.Current() != nil {
+				return nil, fmt.Errorf("listener %s: %w", l.name, errHeld)
+			}
 			return nil, fmt.Errorf("listener %s: %w", l.name, errNotLoaded)
 		},
 		// Called once per completed handshake, resumed ones included.
@@ -135,7 +139,8 @@ func (l *listener) newTLSConfig(policy tlspolicy.Policy, http2 bool) *tls.Config
 	return c
 }
 
-// ready reports whether the listener can serve.
+// ready reports whether the listener can serve: an HTTPS listener's
+// certificate has loaded and is not held back.
 func (l *listener) ready() bool {
-	return !l.https || l.slot.Current() != nil
+	return !l.https || l.slot.Serving()
 }

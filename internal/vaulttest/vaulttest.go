@@ -1,6 +1,7 @@
 // Package vaulttest starts a real keygate vault on loopback for tests
 // outside the vault's own packages (the gateway's, chiefly), and gives them
-// the administrator's credentials and an azsecrets client. Only tests
+// the administrator's credentials, azsecrets and azcertificates clients,
+// the management API, identity agents and a clock to drive. Only tests
 // import it.
 package vaulttest
 
@@ -8,17 +9,67 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/keygate/keygate/internal/client"
 	"github.com/keygate/keygate/internal/server"
 )
+
+// Options change how a vault starts. The zero value is Start's vault.
+type Options struct {
+	// Log, when not nil, receives the vault's logs.
+	Log io.Writer
+
+	// Clock, when not nil, is the vault's clock, for tests that move time
+	// to where certificates fall due for renewal.
+	Clock *Clock
+
+	// TokenLifetime is the lifetime of the tokens the vault's authority
+	// issues; zero means its default (an hour). A test that moves the
+	// clock by months sets it longer than that, so that tokens clients
+	// hold stay valid.
+	TokenLifetime time.Duration
+
+	// PurgeInterval is how often the vault purges what is past its
+	// retention, events included; zero means an hour.
+	PurgeInterval time.Duration
+}
+
+// Clock is a settable clock shared by a test and its vault. The zero
+// value is not usable; use NewClock.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock that starts at the current time and moves only
+// when advanced.
+func NewClock() *Clock { return &Clock{t: time.Now()} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
 
 // Vault is a running vault and its administrator.
 type Vault struct {
@@ -31,12 +82,19 @@ type Vault struct {
 	// URL and authority as this run has them.
 	Admin client.Credentials
 
-	// Secrets is an azsecrets client acting as the administrator.
-	Secrets *azsecrets.Client
+	// Secrets and Certificates are SDK clients acting as the
+	// administrator.
+	Secrets      *azsecrets.Client
+	Certificates *azcertificates.Client
+
+	// HTTP is an HTTP client that trusts the vault's CA.
+	HTTP *http.Client
 
 	t    testing.TB
+	opts Options
 	dir  string
 	addr string
+	srv  *server.Server
 	stop func()
 }
 
@@ -44,22 +102,34 @@ type Vault struct {
 // when the test ends. log, when not nil, receives the vault's logs.
 func Start(t testing.TB, log io.Writer) *Vault {
 	t.Helper()
-	v := &Vault{t: t, dir: filepath.Join(t.TempDir(), "vault"), addr: "127.0.0.1:0"}
-	v.start(log)
+	return StartWith(t, Options{Log: log})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opts Options) *Vault {
+	t.Helper()
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	v := &Vault{t: t, opts: opts, dir: filepath.Join(t.TempDir(), "vault"), addr: "127.0.0.1:0"}
+	v.start()
 	return v
 }
 
-func (v *Vault) start(log io.Writer) {
+func (v *Vault) start() {
 	t := v.t
 	t.Helper()
-	if log == nil {
-		log = io.Discard
+	cfg := server.Config{
+		DataDir:       v.dir,
+		Listen:        v.addr,
+		Logger:        slog.New(slog.NewJSONHandler(v.opts.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		TokenLifetime: v.opts.TokenLifetime,
+		PurgeInterval: v.opts.PurgeInterval,
 	}
-	srv := server.New(server.Config{
-		DataDir: v.dir,
-		Listen:  v.addr,
-		Logger:  slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	if v.opts.Clock != nil {
+		cfg.Now = v.opts.Clock.Now
+	}
+	srv := server.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := srv.Open(ctx); err != nil {
 		cancel()
@@ -67,6 +137,7 @@ func (v *Vault) start(log io.Writer) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
+	v.srv = srv
 	v.stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -87,6 +158,12 @@ func (v *Vault) start(log io.Writer) {
 	if v.Secrets, err = creds.Secrets(v.URL); err != nil {
 		t.Fatal(err)
 	}
+	if v.Certificates, err = creds.Certificates(v.URL); err != nil {
+		t.Fatal(err)
+	}
+	if v.HTTP, err = client.Transport(v.CAFile); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Stop stops the vault; Restart starts it again on the same address and
@@ -96,7 +173,22 @@ func (v *Vault) Stop() { v.stop() }
 // Restart starts a stopped vault again.
 func (v *Vault) Restart() {
 	v.t.Helper()
-	v.start(nil)
+	v.start()
+}
+
+// Resource is the resource the vault's bearer challenge names.
+func (v *Vault) Resource() string { return v.srv.Resource() }
+
+// VaultURL is the URL of the vault called name, served beside the
+// default one at NAME.localhost:PORT (see LoopbackClient).
+func (v *Vault) VaultURL(name string) string { return v.srv.VaultURL(name) }
+
+// RunCertificateJobs runs the certificate renewals and lifetime actions
+// due at the vault's clock, as the vault's scheduler does on its own.
+func (v *Vault) RunCertificateJobs() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	v.srv.RunCertificateJobs(ctx)
 }
 
 // SetSecret stores a secret and returns its new version.
@@ -123,4 +215,24 @@ func (v *Vault) WriteClientSecret() string {
 		v.t.Fatal(err)
 	}
 	return p
+}
+
+// LoopbackClient returns an HTTP client that trusts the vault's CA and
+// connects requests for NAME.localhost to the vault's address, as a
+// hosts-file entry would; other hosts are dialed as they are.
+func (v *Vault) LoopbackClient() *http.Client {
+	hc, err := client.Transport(v.CAFile)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	tr := hc.Transport.(*http.Transport)
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	vaultAddr := v.addr
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, _, _ := net.SplitHostPort(addr); strings.HasSuffix(host, ".localhost") {
+			addr = vaultAddr
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	return hc
 }

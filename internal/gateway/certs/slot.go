@@ -3,7 +3,6 @@ package certs
 import (
 	"context"
 	"crypto/tls"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,34 +29,64 @@ func (s Static) Fetch(context.Context) (*Material, error) { return s.M, nil }
 // Describe says "inline".
 func (Static) Describe() string { return "inline" }
 
-// Status is what a Slot reports about its certificate.
+// Status is what a Slot reports about its certificate. It holds no
+// secret material.
 type Status struct {
-	Name        string    `json:"name"`
-	Source      string    `json:"source"`
-	Ready       bool      `json:"ready"`
-	Version     string    `json:"version,omitempty"`
-	Serial      string    `json:"serial,omitempty"`
-	Thumbprint  string    `json:"thumbprint,omitempty"`
-	NotAfter    time.Time `json:"notAfter,omitzero"`
+	Name   string `json:"name"`
+	Source string `json:"source"`
+
+	// Collection and Listeners are filled in by the gateway: where the
+	// configuration declares the certificate, and which listeners serve
+	// it.
+	Collection string   `json:"collection,omitempty"`
+	Listeners  []string `json:"listeners,omitempty"`
+
+	// Ready: the slot holds a certificate. Serving: handshakes get it;
+	// false while onKeyVaultError: DisableListener holds it back.
+	Ready   bool `json:"ready"`
+	Serving bool `json:"serving"`
+
+	// The version in use.
+	Version    string    `json:"version,omitempty"`
+	Serial     string    `json:"serial,omitempty"`
+	Thumbprint string    `json:"thumbprint,omitempty"`
+	NotAfter   time.Time `json:"notAfter,omitzero"`
+
+	// FromCache: the version in use came from the local cache, the vault
+	// not having answered since the gateway started.
+	FromCache bool `json:"fromCache,omitempty"`
+
+	// LoadedAt is when the version in use was installed; LastRefresh when
+	// the source last answered with a usable certificate; LastAttempt when
+	// it was last asked.
 	LoadedAt    time.Time `json:"loadedAt,omitzero"`
+	LastRefresh time.Time `json:"lastRefresh,omitzero"`
 	LastAttempt time.Time `json:"lastAttempt,omitzero"`
-	LastError   string    `json:"lastError,omitempty"`
+
+	// Condition is the outcome of the last attempt (empty before the
+	// first), and LastError what went wrong, if anything.
+	Condition Code   `json:"condition,omitempty"`
+	LastError string `json:"lastError,omitempty"`
 }
 
 // Slot holds the certificate of one sslCertificate or
-// trustedRootCertificate. Handshakes read it with Current, without a lock;
-// Install replaces it atomically, so a handshake sees the old material or
-// the new, and connections already open keep the one they started with.
-// A Slot is safe for concurrent use.
+// trustedRootCertificate. Handshakes read it with KeyPair, without a
+// lock; Install replaces it atomically, so a handshake sees the old
+// material or the new, and connections already open keep the one they
+// started with. A Slot is safe for concurrent use.
 type Slot struct {
 	name   string
 	source Source
 	cur    atomic.Pointer[Material]
+	held   atomic.Bool // serving stopped by onKeyVaultError: DisableListener
 	ready  chan struct{}
 
 	mu          sync.Mutex
 	loadedAt    time.Time
+	lastRefresh time.Time
 	lastAttempt time.Time
+	fromCache   bool
+	cond        Code
 	lastErr     string
 }
 
@@ -72,25 +101,35 @@ func (s *Slot) Name() string { return s.name }
 // Source is where the slot's material comes from.
 func (s *Slot) Source() Source { return s.source }
 
-// Current returns the material in use, or nil before the first load.
+// Current returns the material installed, or nil before the first load.
+// It returns it even while serving is held back.
 func (s *Slot) Current() *Material { return s.cur.Load() }
 
-// KeyPair returns the key pair in use, or nil before the first load.
+// KeyPair returns the key pair handshakes get: nil before the first load
+// and while serving is held back.
 func (s *Slot) KeyPair() *tls.Certificate {
+	if s.held.Load() {
+		return nil
+	}
 	if m := s.cur.Load(); m != nil {
 		return m.KeyPair
 	}
 	return nil
 }
 
+// Serving reports whether handshakes get the slot's certificate.
+func (s *Slot) Serving() bool { return s.Current() != nil && !s.held.Load() }
+
 // Ready is closed once the slot holds material.
 func (s *Slot) Ready() <-chan struct{} { return s.ready }
 
 // Install makes m the material in use and returns what it replaces.
-func (s *Slot) Install(m *Material, now time.Time) (prev *Material) {
+// fromCache says m came from the local cache rather than its source.
+// Install does not record an attempt; see Record.
+func (s *Slot) Install(m *Material, now time.Time, fromCache bool) (prev *Material) {
 	prev = s.cur.Swap(m)
 	s.mu.Lock()
-	s.loadedAt, s.lastAttempt, s.lastErr = now, now, ""
+	s.loadedAt, s.fromCache = now, fromCache
 	s.mu.Unlock()
 	if prev == nil {
 		close(s.ready)
@@ -98,110 +137,47 @@ func (s *Slot) Install(m *Material, now time.Time) (prev *Material) {
 	return prev
 }
 
-// fail records a failed attempt. It reports whether the error differs
-// from the last one, so that a retry loop logs a condition once.
-func (s *Slot) fail(err error, now time.Time) (changed bool) {
+// Record records an attempt to refresh the slot at now: err nil for a
+// usable answer, else what went wrong (its condition by CodeOf). It
+// returns the condition before, so that a caller logs a change of
+// condition once rather than on every retry.
+func (s *Slot) Record(now time.Time, err error) (before Code) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	before = s.cond
 	s.lastAttempt = now
-	changed = s.lastErr != err.Error()
-	s.lastErr = err.Error()
-	return changed
+	s.cond, s.lastErr = CodeOf(err), ""
+	if err != nil {
+		s.lastErr = err.Error()
+		return before
+	}
+	s.lastRefresh, s.fromCache = now, false
+	return before
+}
+
+// Condition returns the outcome of the last attempt and its error text.
+func (s *Slot) Condition() (Code, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cond, s.lastErr
+}
+
+// Hold stops (true) or resumes (false) serving the slot's certificate,
+// and reports whether that changed anything.
+func (s *Slot) Hold(hold bool) (changed bool) {
+	return s.held.Swap(hold) != hold
 }
 
 // Status reports the slot's state.
 func (s *Slot) Status() Status {
 	st := Status{Name: s.name, Source: s.source.Describe()}
 	s.mu.Lock()
-	st.LoadedAt, st.LastAttempt, st.LastError = s.loadedAt, s.lastAttempt, s.lastErr
+	st.LoadedAt, st.LastRefresh, st.LastAttempt = s.loadedAt, s.lastRefresh, s.lastAttempt
+	st.FromCache, st.Condition, st.LastError = s.fromCache, s.cond, s.lastErr
 	s.mu.Unlock()
 	if m := s.cur.Load(); m != nil {
-		st.Ready = true
+		st.Ready, st.Serving = true, !s.held.Load()
 		st.Version, st.Serial, st.Thumbprint, st.NotAfter = m.Version, m.Serial(), m.Thumbprint(), m.NotAfter()
 	}
 	return st
-}
-
-// Loader fills slots from their sources: each slot is fetched until it
-// has loaded once, retrying with backoff while its source fails.
-//
-// TODO: refresh loaded slots (polling, push from the vault, manual
-// refresh) is the next step; Refresh is the operation it will call.
-type Loader struct {
-	Logger *slog.Logger
-	Now    func() time.Time
-
-	// MinBackoff and MaxBackoff bound the wait between failed attempts;
-	// defaults 1 second and 1 minute.
-	MinBackoff, MaxBackoff time.Duration
-}
-
-// Refresh fetches s's material once and installs it. On failure the slot
-// keeps what it had and records the error.
-func (l *Loader) Refresh(ctx context.Context, s *Slot) error {
-	m, err := s.source.Fetch(ctx)
-	now := l.now()
-	if err != nil {
-		if s.fail(err, now) {
-			l.log().Warn("certificate not loaded", "certificate", s.name,
-				"source", s.source.Describe(), "error", err)
-		}
-		return err
-	}
-	prev := s.Install(m, now)
-	if prev == nil || prev.Version != m.Version || prev.Thumbprint() != m.Thumbprint() {
-		l.log().Info("certificate loaded", "certificate", s.name, "source", s.source.Describe(),
-			"version", m.Version, "serial", m.Serial(), "thumbprint", m.Thumbprint(),
-			"not_after", m.NotAfter())
-	}
-	return nil
-}
-
-// Run loads every slot not yet loaded, in parallel, and returns when all
-// are loaded or ctx ends.
-func (l *Loader) Run(ctx context.Context, slots []*Slot) {
-	var wg sync.WaitGroup
-	for _, s := range slots {
-		if s.Current() != nil {
-			continue
-		}
-		wg.Go(func() { l.loadUntilDone(ctx, s) })
-	}
-	wg.Wait()
-}
-
-func (l *Loader) loadUntilDone(ctx context.Context, s *Slot) {
-	wait := l.MinBackoff
-	if wait <= 0 {
-		wait = time.Second
-	}
-	maxWait := l.MaxBackoff
-	if maxWait <= 0 {
-		maxWait = time.Minute
-	}
-	for {
-		if l.Refresh(ctx, s) == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, maxWait)
-	}
-}
-
-func (l *Loader) now() time.Time {
-	if l.Now != nil {
-		return l.Now()
-	}
-	return time.Now()
-}
-
-func (l *Loader) log() *slog.Logger {
-	if l.Logger != nil {
-		return l.Logger
-	}
-	return slog.New(slog.DiscardHandler)
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
@@ -434,6 +435,21 @@ func TestErrors(t *testing.T) {
 			`tlsSessionResumption: "Off" is not one of Enabled, Disabled`},
 		{"admin address", func(m map[string]any) { m["admin"] = map[string]any{"address": "9090"} },
 			`admin.address: "9090" is not host:port (or off)`},
+		{"poll interval not a duration", func(m map[string]any) { m["keyVaultPollInterval"] = "4 hours" },
+			`keyVaultPollInterval: "4 hours" is not a duration: write it like 4h, 15m or 90s, or as a number of seconds`},
+		{"poll interval too short", func(m map[string]any) { m["keyVaultPollInterval"] = "500ms" },
+			`keyVaultPollInterval: 500ms is shorter than the minimum, 1s`},
+		{"poll interval negative seconds", func(m map[string]any) { m["keyVaultPollInterval"] = -5 },
+			`keyVaultPollInterval: -5s is shorter than the minimum, 1s`},
+		{"poll interval of the wrong type", func(m map[string]any) { m["keyVaultPollInterval"] = true },
+			`keyVaultPollInterval: want a duration such as 4h or a number of seconds, got true`},
+		{"on key vault error", func(m map[string]any) { m["onKeyVaultError"] = "Ignore" },
+			`onKeyVaultError: "Ignore" is not one of KeepLastGood, DisableListener`},
+		{"cache path is a file", func(m map[string]any) {
+			m["certificateCache"] = map[string]any{"path": writeFile(t, "not-a-folder", "x")}
+		}, `certificateCache.path: `},
+		{"cache key in the file", func(m map[string]any) { m["certificateCache"] = map[string]any{"path": "/tmp", "key": "s3cret"} },
+			`certificateCache.key: unknown field`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -496,6 +512,49 @@ func certOnlyPFX(t *testing.T, leaf *gwtest.Leaf) string {
 		t.Fatal(err)
 	}
 	return base64.StdEncoding.EncodeToString(der)
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRotationSettings reads keyVaultPollInterval as a duration or as
+// seconds, and fills in the defaults: 4 hours, KeepLastGood, no cache.
+func TestRotationSettings(t *testing.T) {
+	tests := []struct {
+		extra    string
+		interval time.Duration
+		policy   string
+		disables bool
+	}{
+		{"", 4 * time.Hour, config.KeepLastGood, false},
+		{"keyVaultPollInterval: 90s\nonKeyVaultError: disablelistener\n", 90 * time.Second, config.DisableListener, true},
+		{"keyVaultPollInterval: 30\n", 30 * time.Second, config.KeepLastGood, false},
+		{"keyVaultPollInterval: 1.5\nonKeyVaultError: KeepLastGood\n", 1500 * time.Millisecond, config.KeepLastGood, false},
+		{"keyVaultPollInterval: 1h30m\n", 90 * time.Minute, config.KeepLastGood, false},
+	}
+	for _, tc := range tests {
+		g, err := config.Parse([]byte(baseDoc(t) + tc.extra))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.extra, err)
+		}
+		if g.PollInterval() != tc.interval || g.OnKeyVaultError != tc.policy || g.DisablesListeners() != tc.disables {
+			t.Errorf("%q: interval %v, policy %q; want %v, %q", tc.extra, g.PollInterval(), g.OnKeyVaultError, tc.interval, tc.policy)
+		}
+		if g.CertificateCache.Path != "" {
+			t.Errorf("%q: cache on by default", tc.extra)
+		}
+	}
+	dir := t.TempDir()
+	g, err := config.Parse([]byte(baseDoc(t) + "certificateCache: {path: " + dir + "}\n"))
+	if err != nil || g.CertificateCache.Path != dir {
+		t.Errorf("certificateCache: %v, %+v", err, g)
+	}
 }
 
 // TestOffSettings accepts a bare YAML off, which YAML reads as false.

@@ -7,7 +7,9 @@ import (
 	"math"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -31,10 +33,15 @@ type OffOr string
 // Off is the value that turns an OffOr setting off.
 const Off OffOr = "off"
 
+// Duration is a length of time, written as a Go duration ("4h", "1m30s")
+// or as a number of seconds.
+type Duration time.Duration
+
 var (
-	refType     = reflect.TypeFor[Ref]()
-	ignoredType = reflect.TypeFor[Ignored]()
-	offOrType   = reflect.TypeFor[OffOr]()
+	refType      = reflect.TypeFor[Ref]()
+	ignoredType  = reflect.TypeFor[Ignored]()
+	offOrType    = reflect.TypeFor[OffOr]()
+	durationType = reflect.TypeFor[Duration]()
 )
 
 // decoder fills typed structs from the generic tree that encoding/json
@@ -93,6 +100,9 @@ func (d *decoder) value(path string, in any, v reflect.Value) {
 	case v.Type() == offOrType && in == false:
 		v.SetString(string(Off))
 		return
+	case v.Type() == durationType && in != nil:
+		d.duration(path, in, v)
+		return
 	}
 	if in == nil {
 		// null leaves the zero value, as encoding/json does.
@@ -143,6 +153,30 @@ func (d *decoder) integer(path string, in any, v reflect.Value) {
 		return
 	}
 	v.SetInt(i)
+}
+
+// duration reads a Go duration string or a number of seconds.
+func (d *decoder) duration(path string, in any, v reflect.Value) {
+	var dur time.Duration
+	switch x := in.(type) {
+	case string:
+		var err error
+		if dur, err = time.ParseDuration(strings.TrimSpace(x)); err != nil {
+			d.fail(path, "%q is not a duration: write it like 4h, 15m or 90s, or as a number of seconds", x)
+			return
+		}
+	case json.Number:
+		secs, err := strconv.ParseFloat(x.String(), 64)
+		if err != nil || math.IsInf(secs, 0) || secs > math.MaxInt64/float64(time.Second) {
+			d.fail(path, "%s is not a number of seconds", x)
+			return
+		}
+		dur = time.Duration(secs * float64(time.Second))
+	default:
+		d.fail(path, "want a duration such as 4h or a number of seconds, got %s", describe(in))
+		return
+	}
+	v.SetInt(int64(dur))
 }
 
 func (d *decoder) slice(path string, in any, v reflect.Value) {

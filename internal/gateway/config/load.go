@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/keygate/keygate/internal/gateway/certs"
 	"github.com/keygate/keygate/internal/gateway/keyvault"
@@ -137,6 +138,9 @@ const (
 	DefaultAffinityCookie     = "ApplicationGatewayAffinity"
 	DefaultAdminAddress       = "127.0.0.1:9090"
 	DefaultShutdownTimeout    = 30
+
+	DefaultKeyVaultPollInterval = Duration(4 * time.Hour)
+	MinKeyVaultPollInterval     = time.Second
 )
 
 func (g *Gateway) setDefaults() {
@@ -170,4 +174,16 @@ func (g *Gateway) setDefaults() {
 	if g.ShutdownTimeout == 0 {
 		g.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if g.KeyVaultPollInterval == 0 {
+		g.KeyVaultPollInterval = DefaultKeyVaultPollInterval
+	}
+	if g.OnKeyVaultError == "" {
+		g.OnKeyVaultError = KeepLastGood
+	}
 }
+
+// PollInterval returns keyVaultPollInterval. Valid after Load.
+func (g *Gateway) PollInterval() time.Duration { return time.Duration(g.KeyVaultPollInterval) }
+
+// DisablesListeners reports whether onKeyVaultError is DisableListener.
+func (g *Gateway) DisablesListeners() bool { return g.OnKeyVaultError == DisableListener }

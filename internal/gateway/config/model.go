@@ -66,6 +66,26 @@ type Gateway struct {
 	// in-flight requests. Default 30.
 	ShutdownTimeout int `json:"shutdownTimeout"`
 
+	// KeyVaultPollInterval is how often each vault certificate is read
+	// again (keygate's own setting), each at its own jittered time: a Go
+	// duration ("4h", "90s") or a number of seconds. Default 4 hours, as
+	// Application Gateway polls; at least 1 second.
+	KeyVaultPollInterval Duration `json:"keyVaultPollInterval"`
+
+	// OnKeyVaultError says what a listener does when the vault refuses its
+	// certificate (access revoked, secret disabled or deleted, vault
+	// deleted or behind a firewall, identity not found): KeepLastGood (the
+	// default) serves the last good certificate and reports the
+	// condition; DisableListener stops serving it, as Application Gateway
+	// does, until it reads again, and reads listener certificates at least
+	// every 50 seconds so that it stops within a minute.
+	OnKeyVaultError string `json:"onKeyVaultError"`
+
+	// CertificateCache keeps an encrypted copy of each vault certificate
+	// on disk, so that a gateway restarted while its vault is down serves
+	// (keygate's own setting). Off unless Path is set.
+	CertificateCache CertificateCache `json:"certificateCache"`
+
 	policy tlspolicy.Policy
 }
 
@@ -436,6 +456,21 @@ type RedirectConfiguration struct {
 type Admin struct {
 	// Address is host:port; default 127.0.0.1:9090. "off" turns it off.
 	Address OffOr `json:"address"`
+}
+
+// Values of OnKeyVaultError.
+const (
+	KeepLastGood    = "KeepLastGood"
+	DisableListener = "DisableListener"
+)
+
+// CertificateCache is the local cache of vault certificates.
+type CertificateCache struct {
+	// Path is the folder the cache is kept in, created with mode 0700;
+	// empty means no cache. Its key comes from the host (keygate gateway
+	// run --cache-key-file, or KEYGATE_GATEWAY_CACHE_KEY), never from
+	// this file.
+	Path string `json:"path"`
 }
 
 // AccessLog says where request lines go.

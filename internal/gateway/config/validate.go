@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keygate/keygate/internal/gateway/certs"
 	"github.com/keygate/keygate/internal/gateway/hostmatch"
@@ -716,4 +717,13 @@ func (v *validator) keygateSettings() {
 	}
 	v.inRange("shutdownTimeout", g.ShutdownTimeout, 1, 3600, false)
 	v.oneOf("tlsSessionResumption", &g.TLSSessionResumption, false, "Enabled", "Disabled")
+	v.oneOf("onKeyVaultError", &g.OnKeyVaultError, false, KeepLastGood, DisableListener)
+	if d := time.Duration(g.KeyVaultPollInterval); d != 0 && d < MinKeyVaultPollInterval {
+		v.fail("keyVaultPollInterval", "%v is shorter than the minimum, %v", d, MinKeyVaultPollInterval)
+	}
+	if p := g.CertificateCache.Path; p != "" {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			v.fail("certificateCache.path", "%s is not a folder", p)
+		}
+	}
 }

@@ -92,8 +92,15 @@ type Leaf struct {
 	CA   *CA
 }
 
-// Issue makes a server certificate for names (DNS names or IP addresses).
+// Issue makes a server certificate for names (DNS names or IP addresses),
+// valid from an hour ago for a day.
 func (ca *CA) Issue(t testing.TB, kt KeyType, names ...string) *Leaf {
+	t.Helper()
+	return ca.IssueValid(t, kt, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), names...)
+}
+
+// IssueValid is Issue with the validity given.
+func (ca *CA) IssueValid(t testing.TB, kt KeyType, notBefore, notAfter time.Time, names ...string) *Leaf {
 	t.Helper()
 	var key crypto.Signer
 	var err error
@@ -108,8 +115,8 @@ func (ca *CA) Issue(t testing.TB, kt KeyType, names ...string) *Leaf {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t),
 		Subject:      pkix.Name{CommonName: names[0]},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}

@@ -15,9 +15,11 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
@@ -99,6 +101,12 @@ type Options struct {
 	// a vault reached by IP address or a name without a parent domain,
 	// where the SDK's check can never pass, on otherwise.
 	DisableChallengeResourceVerification *bool
+
+	// HTTPClient, when set, reaches the vaults and the identity agent
+	// instead of a client built from TrustedCAFile: for a process that
+	// must dial in its own way (tests reaching NAME.localhost, as a hosts
+	// file entry would).
+	HTTPClient *http.Client
 }
 
 // CredentialOptions choose an azidentity credential other than the
@@ -130,9 +138,12 @@ type Clients struct {
 // NewClients builds the credential and the HTTP client. It reads the CA
 // file and any secret file, and does no network I/O.
 func NewClients(opts Options) (*Clients, error) {
-	hc, err := client.Transport(opts.TrustedCAFile)
-	if err != nil {
-		return nil, err
+	hc := opts.HTTPClient
+	if hc == nil {
+		var err error
+		if hc, err = client.Transport(opts.TrustedCAFile); err != nil {
+			return nil, err
+		}
 	}
 	cred, err := newCredential(opts, hc)
 	if err != nil {
@@ -148,13 +159,9 @@ func (c *Clients) Secrets(vaultURL string) (*azsecrets.Client, error) {
 	if sc, ok := c.clients[vaultURL]; ok {
 		return sc, nil
 	}
-	disable := client.NeedsVerificationOff(vaultURL)
-	if c.opts.DisableChallengeResourceVerification != nil {
-		disable = *c.opts.DisableChallengeResourceVerification
-	}
 	sc, err := azsecrets.NewClient(vaultURL, c.cred, &azsecrets.ClientOptions{
-		ClientOptions:                        azcore.ClientOptions{Transport: c.http},
-		DisableChallengeResourceVerification: disable,
+		ClientOptions:                        azcore.ClientOptions{Transport: c.http, Retry: retry},
+		DisableChallengeResourceVerification: !c.VerifyChallenge(vaultURL),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("making a client for %s: %w", vaultURL, err)
@@ -163,6 +170,30 @@ func (c *Clients) Secrets(vaultURL string) (*azsecrets.Client, error) {
 	return sc, nil
 }
 
+// VerifyChallenge reports whether a client of vaultURL checks that the
+// resource its bearer challenge names is a parent domain of its host, as
+// the SDK does unless told otherwise.
+func (c *Clients) VerifyChallenge(vaultURL string) bool {
+	if c.opts.DisableChallengeResourceVerification != nil {
+		return !*c.opts.DisableChallengeResourceVerification
+	}
+	return !client.NeedsVerificationOff(vaultURL)
+}
+
+// Credential is the credential every client shares.
+func (c *Clients) Credential() azcore.TokenCredential { return c.cred }
+
+// HTTPClient is the HTTP client every client shares; it trusts the
+// vaults' TLS.
+func (c *Clients) HTTPClient() *http.Client { return c.http }
+
+// retry is the SDK's retry policy for the gateway's requests: fewer and
+// shorter retries than the SDK's default (three, from 0.8 s doubling),
+// because the gateway retries a failed read itself, with backoff, and a
+// read that waits out the SDK's retries holds up a refresh someone asked
+// for.
+var retry = policy.RetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second}
+
 func newCredential(opts Options, hc *http.Client) (azcore.TokenCredential, error) {
 	co := opts.Credential
 	if co == nil || co.Type == "" || co.Type == "ManagedIdentity" {
@@ -170,14 +201,14 @@ func newCredential(opts Options, hc *http.Client) (azcore.TokenCredential, error
 		if co != nil && co.ClientID != "" {
 			id = co.ClientID
 		}
-		mo := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: azcore.ClientOptions{Transport: hc}}
+		mo := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: azcore.ClientOptions{Transport: hc, Retry: retry}}
 		if id != "" {
 			mo.ID = azidentity.ClientID(id)
 		}
 		return azidentity.NewManagedIdentityCredential(mo)
 	}
 
-	clientOpts := azcore.ClientOptions{Transport: hc}
+	clientOpts := azcore.ClientOptions{Transport: hc, Retry: retry}
 	if co.AuthorityHost != "" {
 		clientOpts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: co.AuthorityHost}
 	}
@@ -249,6 +280,9 @@ func NewSource(c *Clients, id SecretID, kind Kind) *Source {
 // Describe returns the secret's id as configured.
 func (s *Source) Describe() string { return s.id.String() }
 
+// ID returns the secret's id.
+func (s *Source) ID() SecretID { return s.id }
+
 // Fetch reads the secret (its newest version when the id has none) and
 // decodes it.
 func (s *Source) Fetch(ctx context.Context) (*certs.Material, error) {
@@ -258,10 +292,10 @@ func (s *Source) Fetch(ctx context.Context) (*certs.Material, error) {
 	}
 	resp, err := sc.GetSecret(ctx, s.id.Name, s.id.Version, nil)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %s", s.id, describe(err))
+		return nil, &certs.Error{Code: Classify(err), Err: fmt.Errorf("reading %s: %s", s.id, describe(err))}
 	}
 	if resp.Value == nil {
-		return nil, fmt.Errorf("reading %s: the secret has no value", s.id)
+		return nil, certs.Errorf(certs.CertificateUnusable, "reading %s: the secret has no value", s.id)
 	}
 	version := ""
 	if resp.ID != nil {
@@ -274,7 +308,7 @@ func (s *Source) Fetch(ctx context.Context) (*certs.Material, error) {
 
 	m, err := s.decode(contentType, *resp.Value)
 	if err != nil {
-		return nil, fmt.Errorf("decoding %s (version %s): %w", s.id, version, err)
+		return nil, certs.Errorf(certs.CertificateUnusable, "decoding %s (version %s): %w", s.id, version, err)
 	}
 	m.Version = version
 	return m, nil
@@ -297,7 +331,11 @@ func (s *Source) decode(contentType, value string) (*certs.Material, error) {
 func describe(err error) string {
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {
-		return fmt.Sprintf("%d %s (%s)", re.StatusCode, http.StatusText(re.StatusCode), re.ErrorCode)
+		code := re.ErrorCode
+		if inner := innerCode(re); inner != "" && inner != code {
+			code += ": " + inner
+		}
+		return fmt.Sprintf("%d %s (%s)", re.StatusCode, http.StatusText(re.StatusCode), code)
 	}
 	var af *azidentity.AuthenticationFailedError
 	if errors.As(err, &af) {

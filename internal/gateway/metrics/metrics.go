@@ -19,7 +19,8 @@ import (
 // that several gateways in one process (as in tests) do not collide. Safe
 // for concurrent use.
 type Metrics struct {
-	reg *prometheus.Registry
+	reg     *prometheus.Registry
+	gateway string
 
 	requests      *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
@@ -32,7 +33,7 @@ func New(gateway string) *Metrics {
 	reg := prometheus.NewRegistry()
 	labels := prometheus.Labels{"gateway": gateway}
 	m := &Metrics{
-		reg: reg,
+		reg: reg, gateway: gateway,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keygate_gateway_requests_total", ConstLabels: labels,
 			Help: "Requests answered, by listener and HTTP status code.",

@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,10 +63,24 @@ type Config struct {
 	OnEvent func(Event)
 
 	// OnResync is called when events may have been missed: after the
-	// first connection (nothing says what changed before it), and when
-	// the vault no longer keeps the events after the last one seen. The
-	// gateway then re-reads everything it follows.
+	// first connection (nothing says what changed before it), when the
+	// vault no longer keeps the events after the last one seen, and when
+	// the stream opens again after the vault refused it (access may have
+	// changed without an event). The gateway then re-reads everything it
+	// follows.
 	OnResync func()
+
+	// OnDenied is called when the vault refuses the stream: no access
+	// (401, 403), a firewall, no such vault. Access to the vault's
+	// objects has likely changed too: a policy change records no event,
+	// and this is how a gateway hears of it before its next poll.
+	OnDenied func(error)
+
+	// VerifyChallenge checks, as the Key Vault SDK does unless told
+	// otherwise, that the vault's host lies under the resource its bearer
+	// challenge names, so that the vault cannot obtain a token meant for
+	// another service.
+	VerifyChallenge bool
 
 	// Logger receives state changes (stream up, stream down and why);
 	// nil discards them.
@@ -101,6 +116,8 @@ type Subscriber struct {
 	// connection.
 	last   uint64
 	synced bool
+	// denied is set while the vault refuses the stream.
+	denied bool
 }
 
 // New returns a Subscriber. It does no I/O.
@@ -133,7 +150,9 @@ func (s *Subscriber) State() State {
 	return st
 }
 
-// Run follows the stream until ctx ends, reconnecting with backoff.
+// Run follows the stream until ctx ends, reconnecting with backoff. It
+// may be called again after it returns, and then resumes from the last
+// event seen.
 func (s *Subscriber) Run(ctx context.Context) {
 	wait := s.cfg.MinBackoff
 	for ctx.Err() == nil {
@@ -145,6 +164,13 @@ func (s *Subscriber) Run(ctx context.Context) {
 		if opened {
 			wait = s.cfg.MinBackoff
 		}
+		if errors.Is(err, errNoStream) {
+			wait = s.cfg.MaxBackoff
+		}
+		var r *refusal
+		if errors.As(err, &r) {
+			s.deny(err)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -152,6 +178,35 @@ func (s *Subscriber) Run(ctx context.Context) {
 		}
 		wait = min(2*wait, s.cfg.MaxBackoff)
 	}
+}
+
+// errNoStream is a vault that offers no event stream, as Azure Key Vault
+// does not.
+var errNoStream = errors.New("opening the event stream: the vault offers none (404); polling only")
+
+// refusal is the vault refusing the stream.
+type refusal struct {
+	status int
+	code   string
+}
+
+func (r *refusal) Error() string {
+	msg := fmt.Sprintf("opening the event stream: refused: %d %s", r.status, http.StatusText(r.status))
+	if r.code != "" {
+		msg += " (" + r.code + ")"
+	}
+	return msg
+}
+
+// refused returns the refusal resp is, or nil when it is none.
+func refused(resp *http.Response) error {
+	code := resp.Header.Get("x-ms-error-code")
+	switch {
+	case resp.StatusCode == http.StatusForbidden, resp.StatusCode == http.StatusUnauthorized,
+		resp.StatusCode == http.StatusNotFound && code == "VaultNotFound":
+		return &refusal{status: resp.StatusCode, code: code}
+	}
+	return nil
 }
 
 // follow makes one connection and reads it until it ends. opened says
@@ -178,6 +233,11 @@ func (s *Subscriber) follow(ctx context.Context) (opened bool, err error) {
 
 // token learns the resource from the vault's challenge and obtains a
 // token for it.
+//
+// TODO: a 401 that asks for more claims (continuous access evaluation) is
+// taken as a refusal rather than answered with a token carrying them, as
+// the SDK's policy does; keygate's vault never asks, and Azure Key Vault
+// has no event stream.
 func (s *Subscriber) token(ctx context.Context) (string, error) {
 	resp, err := s.get(ctx, "")
 	if err != nil {
@@ -185,11 +245,23 @@ func (s *Subscriber) token(ctx context.Context) (string, error) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
+		// A firewall or a missing vault answers before any token.
+		if err := refused(resp); err != nil {
+			return "", err
+		}
+		if resp.StatusCode == http.StatusNotFound {
+			return "", errNoStream
+		}
 		return "", fmt.Errorf("opening the event stream: %s without a token, want 401 and a challenge", resp.Status)
 	}
 	scope, err := challengeScope(resp.Header.Get("WWW-Authenticate"))
 	if err != nil {
 		return "", err
+	}
+	if s.cfg.VerifyChallenge {
+		if err := verifyScope(s.cfg.VaultURL, scope); err != nil {
+			return "", err
+		}
 	}
 	tok, err := s.cfg.Credential.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
 	if err != nil {
@@ -208,8 +280,11 @@ func (s *Subscriber) open(ctx context.Context, token string) (*http.Response, er
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
+		if err := refused(resp); err != nil {
+			return nil, err
+		}
 		if resp.StatusCode == http.StatusNotFound {
-			return nil, errors.New("opening the event stream: the vault offers none (404); polling only")
+			return nil, errNoStream
 		}
 		return nil, fmt.Errorf("opening the event stream: %s (%s)", resp.Status, resp.Header.Get("x-ms-error-code"))
 	}
@@ -300,27 +375,37 @@ func (s *Subscriber) dispatch(event, id, data string) {
 
 // up records a stream opened at position seq. The first time, the
 // gateway re-reads everything: changes made before the stream opened
-// reached no one.
+// reached no one; and so after a refusal, as access may have come back
+// without an event.
 func (s *Subscriber) up(seq uint64) {
 	s.mu.Lock()
-	first := !s.synced
-	s.last, s.synced = seq, true
+	resync := !s.synced || s.denied
+	s.last, s.synced, s.denied = seq, true, false
 	s.state = State{Connected: true, Since: time.Now()}
 	s.mu.Unlock()
 	s.log.Info("vault event stream up", "last_event_id", seq)
-	if first {
+	if resync {
 		s.resync()
 	}
 }
 
 func (s *Subscriber) down(err error) {
 	s.mu.Lock()
-	was := s.state.Connected
-	changed := was || s.state.LastError != err.Error()
+	changed := s.state.Connected || s.state.LastError != err.Error()
 	s.state = State{Connected: false, Since: time.Now(), LastError: err.Error()}
 	s.mu.Unlock()
 	if changed {
-		s.log.Info("vault event stream down; polling continues", "err", err)
+		s.log.Info("vault event stream down; polling continues", "error", err)
+	}
+}
+
+// deny records that the vault refused the stream and tells the gateway.
+func (s *Subscriber) deny(err error) {
+	s.mu.Lock()
+	s.denied = true
+	s.mu.Unlock()
+	if s.cfg.OnDenied != nil {
+		s.cfg.OnDenied(err)
 	}
 }
 
@@ -334,6 +419,26 @@ func (s *Subscriber) resync() {
 	if s.cfg.OnResync != nil {
 		s.cfg.OnResync()
 	}
+}
+
+// verifyScope checks that the vault's host is the scope's resource host
+// or lies under it, ports included, as the Key Vault SDK checks a
+// challenge.
+func verifyScope(vaultURL, scope string) error {
+	vu, err := url.Parse(vaultURL)
+	if err != nil {
+		return fmt.Errorf("opening the event stream: vault URL: %w", err)
+	}
+	ru, err := url.Parse(strings.TrimSuffix(scope, "/.default"))
+	if err != nil || ru.Host == "" {
+		return errors.New("opening the event stream: the vault's challenge names no resource host")
+	}
+	vh, rh := strings.ToLower(vu.Host), strings.ToLower(ru.Host)
+	if vh != rh && !strings.HasSuffix(vh, "."+rh) {
+		return fmt.Errorf("opening the event stream: the vault's challenge names resource %s, which %s is not under; "+
+			"set keyVault.disableChallengeResourceVerification if that is expected", ru.Host, vu.Host)
+	}
+	return nil
 }
 
 // challengeScope returns the token scope a Key Vault bearer challenge
