@@ -292,3 +292,50 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 	for range s.events {
 	}
 }
+
+// TestEventStreamEndsWhenAccessEnds ends open streams whose caller loses
+// its grant or whom the network rules come to deny, as a new request
+// would be refused.
+func TestEventStreamEndsWhenAccessEnds(t *testing.T) {
+	tv := startVault(t, "")
+	sp, secret, err := tv.srv.Authority().CreateServicePrincipal(ctxT(t), "stream-reader", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tv.creds
+	c.ClientID, c.ClientSecret = sp.ClientID, secret
+	tok, err := c.Token(ctxT(t), tv.http, tv.srv.Resource()+"/.default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name           string
+		withdraw, undo func()
+	}{
+		{"grant removed",
+			func() { tv.setPolicy("remove", sp.ObjectID) },
+			func() {}},
+		{"network rules deny",
+			func() { tv.setNetworkACLs("Deny", "None", "10.0.0.0/8") },
+			func() { tv.setNetworkACLs("Allow", "None") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tv.setPolicy("add", sp.ObjectID, "get")
+			status, s := tv.openEvents(t, tok, "")
+			if status != http.StatusOK {
+				t.Fatalf("open: %d", status)
+			}
+			s.next() // ready
+			tc.withdraw()
+			defer tc.undo()
+			select {
+			case e, ok := <-s.events:
+				if ok {
+					t.Fatalf("got %s %v, want the stream to end", e.event, e.data)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the stream is still open after access ended")
+			}
+		})
+	}
+}

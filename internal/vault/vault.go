@@ -269,6 +269,19 @@ func (s *Service) vaultChanged(ctx context.Context, name string) {
 	s.notify(ctx, vaultsTopic)
 }
 
+// SubscribeVaultChanges returns a channel that receives a value soon after
+// any process on the store changed vault properties (access policies,
+// network rules) or deleted a vault, and a function that ends the
+// subscription; see SubscribeEvents for what wake-ups mean. Where the
+// store cannot notify, the channel never receives.
+func (s *Service) SubscribeVaultChanges() (<-chan struct{}, func()) {
+	n, ok := s.store.(store.Notifier)
+	if !ok {
+		return nil, func() {}
+	}
+	return n.Subscribe(vaultsTopic)
+}
+
 // dropStale drops the whole cache when some process changed vault
 // properties since the last look. Notifications name no vault, and
 // changes are rare next to reads, so all go.

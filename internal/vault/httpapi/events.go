@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -66,8 +67,7 @@ func (h *Handler) EndStreams() { h.endStreams() }
 
 // streamEvents serves the event stream; see eventsPath.
 func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request, c *call) error {
-	kinds, err := h.visibleKinds(r, c)
-	if err != nil {
+	if _, err := h.visibleKinds(r, c); err != nil {
 		return err
 	}
 	after, given, err := streamStart(r)
@@ -79,6 +79,8 @@ func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request, c *call) 
 	// between the two goes unnoticed.
 	wake, unsubscribe := h.vaults.SubscribeEvents(c.vault)
 	defer unsubscribe()
+	changed, unsubscribeChanges := h.vaults.SubscribeVaultChanges()
+	defer unsubscribeChanges()
 	last, err := h.vaults.LastEventID(r.Context(), c.vault)
 	if err != nil {
 		return err
@@ -106,12 +108,12 @@ func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request, c *call) 
 	h.log.Debug("event stream opened", "vault", c.vault, "object_id", c.principal.ObjectID,
 		"after", after, "request_id", c.requestID)
 
-	h.pump(r, c, s, kinds, after, wake)
+	h.pump(r, c, s, after, wake, changed)
 	return nil
 }
 
 // pump sends events as they are recorded until the stream must end.
-func (h *Handler) pump(r *http.Request, c *call, s *stream, kinds map[string]bool, after uint64, wake <-chan struct{}) {
+func (h *Handler) pump(r *http.Request, c *call, s *stream, after uint64, wake, changed <-chan struct{}) {
 	heartbeat := time.NewTicker(streamHeartbeat)
 	defer heartbeat.Stop()
 	poll := time.NewTicker(streamFallbackPoll)
@@ -125,9 +127,11 @@ func (h *Handler) pump(r *http.Request, c *call, s *stream, kinds map[string]boo
 
 	for {
 		// The backlog first, then whatever each wake-up brings. The
-		// grants may have changed since the stream opened.
-		if _, err := h.visibleKinds(r, c); err != nil {
-			c.reason = "access withdrawn: stream ended"
+		// grants and network rules may have changed since the stream
+		// opened, and the vault may be gone.
+		kinds, err := h.stillAdmitted(r, c)
+		if err != nil {
+			c.reason = err.Error()
 			return
 		}
 		next, err := h.sendNew(r, c, s, kinds, after)
@@ -151,6 +155,7 @@ func (h *Handler) pump(r *http.Request, c *call, s *stream, kinds map[string]boo
 		case <-heartbeat.C:
 			s.comment("heartbeat")
 		case <-wake:
+		case <-changed:
 		case <-poll.C:
 		}
 	}
@@ -193,6 +198,29 @@ func (h *Handler) visibleKinds(r *http.Request, c *call) (map[string]bool, error
 			Message: sprintf("The user, group or application 'appid=%s;oid=%s' has neither secrets get nor certificates get permission on key vault '%s', which reading its events needs.",
 				c.principal.ClientID, c.principal.ObjectID, c.vault),
 		}
+	}
+	return kinds, nil
+}
+
+// stillAdmitted checks an open stream's caller against the vault's
+// current network rules and grants, as a new request would be.
+// It returns the kinds of event the caller may see now.
+func (h *Handler) stillAdmitted(r *http.Request, c *call) (map[string]bool, error) {
+	v, err := h.vaults.Vault(r.Context(), c.vault)
+	if err != nil {
+		return nil, errors.New("vault unavailable: stream ended")
+	}
+	switch authz.CheckNetwork(v.NetworkACLs, c.addr) {
+	case authz.NetworkDenied:
+		return nil, fmt.Errorf("network rules now deny %s: stream ended", c.addr)
+	case authz.NetworkDeniedUnlessService:
+		if !c.principal.HasRole(authz.RoleService) {
+			return nil, fmt.Errorf("network rules now deny %s: stream ended", c.addr)
+		}
+	}
+	kinds, err := h.visibleKinds(r, c)
+	if err != nil {
+		return nil, errors.New("access withdrawn: stream ended")
 	}
 	return kinds, nil
 }
