@@ -44,6 +44,14 @@ type Options struct {
 	// PurgeInterval is how often the vault purges what is past its
 	// retention, events included; zero means an hour.
 	PurgeInterval time.Duration
+
+	// StoreURL is a PostgreSQL database to keep the vault in (see
+	// pgtest.URL); empty means the embedded store. StartReplica needs it.
+	StoreURL string
+
+	// replicaOf, set by StartReplica, is the vault whose store, master
+	// key and URL a replica shares.
+	replicaOf *Vault
 }
 
 // Clock is a settable clock shared by a test and its vault. The zero
@@ -125,6 +133,14 @@ func (v *Vault) start() {
 		Logger:        slog.New(slog.NewJSONHandler(v.opts.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		TokenLifetime: v.opts.TokenLifetime,
 		PurgeInterval: v.opts.PurgeInterval,
+		StoreURL:      v.opts.StoreURL,
+	}
+	if p := v.opts.replicaOf; p != nil {
+		key, err := os.ReadFile(filepath.Join(p.dir, "master.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.MasterKey, cfg.PublicURL = strings.TrimSpace(string(key)), p.URL
 	}
 	if v.opts.Clock != nil {
 		cfg.Now = v.opts.Clock.Now
@@ -149,11 +165,10 @@ func (v *Vault) start() {
 	// The same address on a restart, so that clients keep working.
 	v.URL, v.CAFile = srv.URL(), srv.CAFile()
 	v.addr = v.URL[len("https://"):]
-	creds, err := client.Load(srv.AdminFile())
+	creds, err := v.adminCredentials()
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds.VaultURL, creds.AuthorityHost, creds.CAFile = srv.URL(), srv.AuthorityHost(), srv.CAFile()
 	v.Admin = creds
 	if v.Secrets, err = creds.Secrets(v.URL); err != nil {
 		t.Fatal(err)
@@ -164,6 +179,39 @@ func (v *Vault) start() {
 	if v.HTTP, err = client.Transport(v.CAFile); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// adminCredentials are the administrator's, for this vault's address.
+func (v *Vault) adminCredentials() (client.Credentials, error) {
+	if p := v.opts.replicaOf; p != nil {
+		// A replica serves at its own address; tokens come from the
+		// authority at the URL it shares with the first vault, as they
+		// would through a load balancer.
+		v.URL, v.addr = "https://"+v.srv.Addr(), v.srv.Addr()
+		creds := p.Admin
+		creds.VaultURL = v.URL
+		return creds, nil
+	}
+	creds, err := client.Load(v.srv.AdminFile())
+	creds.VaultURL, creds.AuthorityHost, creds.CAFile = v.srv.URL(), v.srv.AuthorityHost(), v.srv.CAFile()
+	return creds, err
+}
+
+// StartReplica starts a second vault server on v's PostgreSQL store (v
+// must have been started with Options.StoreURL), with v's master key and
+// v's URL as its public URL, as a replica behind one load-balanced address
+// would run. Its URL is its own address, and its clients obtain tokens
+// from v's authority, which the replica accepts.
+func (v *Vault) StartReplica() *Vault {
+	v.t.Helper()
+	if v.opts.StoreURL == "" {
+		v.t.Fatal("vaulttest: StartReplica needs a vault started with a StoreURL")
+	}
+	opts := v.opts
+	opts.replicaOf = v
+	r := &Vault{t: v.t, opts: opts, dir: filepath.Join(v.t.TempDir(), "replica"), addr: "127.0.0.1:0"}
+	r.start()
+	return r
 }
 
 // Stop stops the vault; Restart starts it again on the same address and
