@@ -266,8 +266,21 @@ func adminPost(t *testing.T, gw *testGateway, path string) (int, gateway.Refresh
 }
 
 // countLogs counts the log lines with msg whose attributes include all
-// of attrs.
+// of attrs. A line that status already reflects may be still on its way
+// (the gateway records a condition, then logs it), so countLogs waits up
+// to five seconds for a first one.
 func countLogs(gw *testGateway, msg string, attrs map[string]any) int {
+	for range 100 {
+		if n := countLogsNow(gw, msg, attrs); n > 0 {
+			return n
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return 0
+}
+
+// countLogsNow is countLogs without the wait.
+func countLogsNow(gw *testGateway, msg string, attrs map[string]any) int {
 	n := 0
 	for _, line := range strings.Split(gw.logs.String(), "\n") {
 		var rec map[string]any
