@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/gateway/backend"
+	"github.com/keygate/keygate/internal/gateway/h1"
 )
 
 // rawBackend is a backend server on loopback that records each request's
@@ -155,12 +157,19 @@ func (b *rawBackend) last(t *testing.T) rawRequest {
 	return b.seen[len(b.seen)-1]
 }
 
-// frontFor serves p over plain HTTP on loopback and returns its address.
+// frontFor serves p over plain HTTP on loopback, with the gateway's
+// HTTP/1.x server, and returns its address.
 func frontFor(t *testing.T, p *Proxy) string {
 	t.Helper()
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	return srv.Listener.Addr().String()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &h1.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: context.WithValue(context.Background(), http.ServerContextKey, &http.Server{})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
 }
 
 func newProxy(t *testing.T, port int) *Proxy {
