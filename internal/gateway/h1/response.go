@@ -215,6 +215,9 @@ func (w *response) Write(p []byte) (int, error) {
 
 // WriteString is Write without the conversion, for io.WriteString.
 func (w *response) WriteString(s string) (int, error) {
+	if !w.wroteHeader && !w.c.isHijacked() {
+		w.WriteHeader(http.StatusOK)
+	}
 	if !w.sentHead && w.wroteHeader && len(w.buf)+len(s) <= bufferBeforeHead &&
 		bodyAllowed(w.status) && (w.contentLength == -1 || w.written+int64(len(s)) <= w.contentLength) {
 		w.written += int64(len(s))
@@ -231,8 +234,7 @@ func (w *response) writeBody(p []byte) error {
 	}
 	bw := w.c.bw
 	if w.chunking {
-		var hex [16]byte
-		bw.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
+		writeHex(bw, len(p))
 		bw.WriteString("\r\n")
 	}
 	_, err := bw.Write(p)
@@ -525,16 +527,36 @@ func writeStatusLine(bw *bufio.Writer, is11 bool, code int) {
 	} else {
 		bw.WriteString("HTTP/1.0 ")
 	}
-	var num [3]byte
-	bw.Write(strconv.AppendInt(num[:0], int64(code), 10))
+	// Digit by digit: a slice of a local array passed to the buffer
+	// would escape, an allocation per answer.
+	writeCode(bw, code)
 	if text := http.StatusText(code); text != "" {
 		bw.WriteByte(' ')
 		bw.WriteString(text)
 	} else {
 		bw.WriteString(" status code ")
-		bw.Write(strconv.AppendInt(num[:0], int64(code), 10))
+		writeCode(bw, code)
 	}
 	bw.WriteString("\r\n")
+}
+
+// writeCode writes a three-digit status code.
+func writeCode(bw *bufio.Writer, code int) {
+	bw.WriteByte(byte('0' + code/100))
+	bw.WriteByte(byte('0' + code/10%10))
+	bw.WriteByte(byte('0' + code%10))
+}
+
+// writeHex writes n in hexadecimal, for a chunk's size.
+func writeHex(bw *bufio.Writer, n int) {
+	const digits = "0123456789abcdef"
+	shift := 0
+	for n>>shift >= 16 {
+		shift += 4
+	}
+	for ; shift >= 0; shift -= 4 {
+		bw.WriteByte(digits[n>>shift&0xf])
+	}
 }
 
 func writeField(bw *bufio.Writer, k, v string) {
