@@ -152,7 +152,8 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		c.nc.Close()
+		// The raw connection: the TLS one may still be in the making.
+		c.raw.Close()
 		delete(s.conns, c)
 	}
 	return err
@@ -220,7 +221,7 @@ func (s *Server) closeIdle() bool {
 			quiet = false
 			continue
 		}
-		c.nc.Close()
+		c.raw.Close()
 		delete(s.conns, c)
 	}
 	return quiet
