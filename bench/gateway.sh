@@ -10,6 +10,11 @@
 #   sessions when it reconnects, so both servers issue none
 #   (ssl_session_tickets off; tlsSessionResumption: Disabled), and the
 #   script counts resumed handshakes on both at the end: they must be 0.
+# Beside each figure: the server's CPU time per request (for nginx, its
+# workers'), the load tool's, and the machine's idle share. The load tool,
+# the backend and the server share the cores, so a rate is bounded by all
+# three; the cpu ratios (gateway/nginx, lower is better) compare the two
+# servers alone.
 # Usage: bench/gateway.sh [-d 10s] [-c 64] [-rounds 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +48,23 @@ backend=127.0.0.1:18080 gw=127.0.0.1:18443 ngx=127.0.0.1:18444 admin=127.0.0.1:1
 
 # cpu_ticks PID... prints the user+system ticks of the processes.
 cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
+
+# machine_ticks prints the machine's idle and total ticks.
+machine_ticks() { awk '/^cpu / {print $5+$6, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+
+# measure CMD... runs the load tool CMD, its output in $out, and sets
+# tool_s (the tool's CPU seconds, user + system) and idle (the machine's
+# idle percentage meanwhile): on two shared cores the tool competes with
+# the servers, and these say how much.
+measure() {
+	local TIMEFORMAT='%U %S' i0 t0 i1 t1 u sy
+	read -r i0 t0 < <(machine_ticks)
+	{ time out=$("$@" 2>&1); } 2>"$work/time"
+	read -r i1 t1 < <(machine_ticks)
+	read -r u sy <"$work/time"
+	tool_s=$(bc -l <<<"$u+$sy")
+	idle=$(((i1 - i0) * 100 / (t1 - t0)))
+}
 
 # One certificate for both proxies: ECDSA P-256, as PEM for nginx and as
 # PFX for the gateway's inline sslCertificate.
@@ -138,16 +160,19 @@ url() { echo "https://bench.example.test:${1#*:}$2"; }
 # keepalive NAME ADDR PID... : wrk over kept-alive HTTP/1.1 connections.
 keepalive() {
 	local name=$1 addr=$2; shift 2
-	local c0 c1 out rps p99 reqs
+	local c0 c1 rps p99 reqs cpu
 	c0=$(cpu_ticks "$@")
-	out=$(wrk -t2 -c"$conns" -d"$duration" --latency -H "Host: bench.example.test" "https://$addr/")
+	measure wrk -t2 -c"$conns" -d"$duration" --latency -H "Host: bench.example.test" "https://$addr/"
 	c1=$(cpu_ticks "$@")
 	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
 	rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
 	p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-	printf '%-7s keepalive  conns=%s rps=%s p99=%s cpu/req=%.1fµs %s\n' "$name" "$conns" "$rps" "$p99" \
-		"$(bc -l <<<"($c1-$c0)*10000/$reqs")" "$(awk '/Non-2xx|Socket errors/' <<<"$out" | tr '\n' ' ')"
+	cpu=$(bc -l <<<"($c1-$c0)*10000/$reqs")
+	printf '%-7s keepalive  conns=%s rps=%s p99=%s cpu/req=%.1fµs wrk=%.1fµs idle=%s%% %s\n' "$name" "$conns" \
+		"$rps" "$p99" "$cpu" "$(bc -l <<<"$tool_s*1000000/$reqs")" "$idle" \
+		"$(awk '/Non-2xx|Socket errors/' <<<"$out" | tr '\n' ' ')"
 	echo "$rps" >"$work/$name.ka.rps"
+	echo "$cpu" >"$work/$name.ka.cpu"
 	to_ms "$p99" >"$work/$name.ka.p99"
 }
 
@@ -159,15 +184,17 @@ to_ms() {
 # h2 NAME ADDR PID... : h2load over HTTP/2, 10 streams per connection.
 h2() {
 	local name=$1 addr=$2; shift 2
-	local c0 c1 out rps reqs
+	local c0 c1 rps reqs cpu
 	c0=$(cpu_ticks "$@")
-	out=$(h2load -t2 -c32 -m10 -D "$secs" --connect-to="$addr" "$(url "$addr" /)" 2>&1)
+	measure h2load -t2 -c32 -m10 -D "$secs" --connect-to="$addr" "$(url "$addr" /)"
 	c1=$(cpu_ticks "$@")
 	rps=$(awk '/^finished in/ {print $4}' <<<"$out")
 	reqs=$(awk '/^requests:/ {print $8}' <<<"$out")
-	printf '%-7s http2      conns=32x10 rps=%s cpu/req=%.1fµs %s\n' "$name" "$rps" \
-		"$(bc -l <<<"($c1-$c0)*10000/($reqs+1)")" "$(grep -E '^requests:' <<<"$out")"
+	cpu=$(bc -l <<<"($c1-$c0)*10000/($reqs+1)")
+	printf '%-7s http2      conns=32x10 rps=%s cpu/req=%.1fµs h2load=%.1fµs idle=%s%% %s\n' "$name" "$rps" \
+		"$cpu" "$(bc -l <<<"$tool_s*1000000/($reqs+1)")" "$idle" "$(grep -E '^requests:' <<<"$out")"
 	echo "$rps" >"$work/$name.h2.rps"
+	echo "$cpu" >"$work/$name.h2.cpu"
 }
 
 # newconns NAME ADDR PID... : every request on a new TLS 1.3 connection:
@@ -176,16 +203,19 @@ h2() {
 # count of requests sized to last about the duration.)
 newconns() {
 	local name=$1 addr=$2; shift 2
-	local c0 c1 out rps reqs
+	local c0 c1 rps reqs cpu
 	c0=$(cpu_ticks "$@")
-	out=$(h2load --h1 -t2 -c32 -n $((secs * 2500)) --tls13-ciphers=TLS_AES_128_GCM_SHA256 \
-		--connect-to="$addr" -H "Connection: close" "$(url "$addr" /conn)" 2>&1)
+	measure h2load --h1 -t2 -c32 -n $((secs * 2500)) --tls13-ciphers=TLS_AES_128_GCM_SHA256 \
+		--connect-to="$addr" -H "Connection: close" "$(url "$addr" /conn)"
 	c1=$(cpu_ticks "$@")
 	rps=$(awk '/^finished in/ {print $4}' <<<"$out")
 	reqs=$(awk '/^requests:/ {print $8}' <<<"$out")
-	printf '%-7s newconn    conns=32 handshakes/s=%s cpu/handshake=%.1fµs %s %s\n' "$name" "$rps" \
-		"$(bc -l <<<"($c1-$c0)*10000/($reqs+1)")" "$(grep -E '^requests:' <<<"$out")" "$(grep -E '^TLS Protocol' <<<"$out")"
+	cpu=$(bc -l <<<"($c1-$c0)*10000/($reqs+1)")
+	printf '%-7s newconn    conns=32 handshakes/s=%s cpu/handshake=%.1fµs h2load=%.1fµs idle=%s%% %s %s\n' \
+		"$name" "$rps" "$cpu" "$(bc -l <<<"$tool_s*1000000/($reqs+1)")" "$idle" \
+		"$(grep -E '^requests:' <<<"$out")" "$(grep -E '^TLS Protocol' <<<"$out")"
 	echo "$rps" >"$work/$name.nc.rps"
+	echo "$cpu" >"$work/$name.nc.cpu"
 }
 
 ratio() { bc -l <<<"$(cat "$work/$1")/$(cat "$work/$2")"; }
@@ -201,9 +231,11 @@ for round in $(seq "$rounds"); do
 		newconns gateway "$gw" $kg
 		newconns nginx "$ngx" $ngx_workers
 	}
-	printf 'ratio   round=%s keepalive_rps=%.2f p99=%.2f http2_rps=%.2f newconn_rate=%.2f\n' "$round" \
-		"$(ratio gateway.ka.rps nginx.ka.rps)" "$(ratio gateway.ka.p99 nginx.ka.p99)" \
-		"$(ratio gateway.h2.rps nginx.h2.rps)" "$(ratio gateway.nc.rps nginx.nc.rps)" | tee -a "$work/ratios"
+	printf 'ratio   round=%s keepalive_rps=%.2f p99=%.2f http2_rps=%.2f newconn_rate=%.2f keepalive_cpu=%.2f http2_cpu=%.2f newconn_cpu=%.2f\n' \
+		"$round" "$(ratio gateway.ka.rps nginx.ka.rps)" "$(ratio gateway.ka.p99 nginx.ka.p99)" \
+		"$(ratio gateway.h2.rps nginx.h2.rps)" "$(ratio gateway.nc.rps nginx.nc.rps)" \
+		"$(ratio gateway.ka.cpu nginx.ka.cpu)" "$(ratio gateway.h2.cpu nginx.h2.cpu)" \
+		"$(ratio gateway.nc.cpu nginx.nc.cpu)" | tee -a "$work/ratios"
 done
 
 # Every connection-phase handshake must have been a full one.
@@ -215,7 +247,7 @@ echo "handshakes: gateway full=$full_gw resumed=$resumed_gw; nginx (connection p
 
 if [ "$rounds" -gt 1 ]; then
 	echo "--- spread over $rounds rounds (min / median / max)"
-	for f in keepalive_rps p99 http2_rps newconn_rate; do
+	for f in keepalive_rps p99 http2_rps newconn_rate keepalive_cpu http2_cpu newconn_cpu; do
 		sed -n "s/.* $f=\([0-9.]*\).*/\1/p" "$work/ratios" | sort -n |
 			awk -v f="$f" '{v[NR]=$1} END {printf "ratio %-14s %.2f / %.2f / %.2f\n", f, v[1], v[int((NR+1)/2)], v[NR]}'
 	done

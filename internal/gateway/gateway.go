@@ -154,14 +154,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 
 func (g *Gateway) serve(s *socket) {
 	g.log.Info("listening", "address", s.ln.Addr().String(), "https", s.https, "listeners", s.names())
-	var err error
-	if s.https {
-		// ServeTLS also readies HTTP/2 for connections that negotiate it.
-		err = s.srv.ServeTLS(s.ln, "", "")
-	} else {
-		err = s.srv.Serve(s.ln)
-	}
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := s.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		g.log.Error("listener stopped", "address", s.addr, "error", err)
 	}
 }
@@ -210,8 +203,8 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 			continue
 		}
 		wg.Go(func() {
-			if err := s.srv.Shutdown(ctx); err != nil {
-				s.srv.Close()
+			if err := s.shutdown(ctx); err != nil {
+				s.close()
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("draining %s: %w", s.addr, err))
 				mu.Unlock()

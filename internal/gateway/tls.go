@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/keygate/keygate/internal/gateway/h1"
 	"github.com/keygate/keygate/internal/gateway/route"
 	"github.com/keygate/keygate/internal/gateway/tlspolicy"
 )
@@ -27,11 +29,16 @@ type socket struct {
 	listeners []*listener
 	table     *route.Table[*listener]
 	ln        net.Listener
-	srv       *http.Server
+
+	// h1 accepts the connections and serves HTTP/1.x; srv serves those
+	// that negotiated HTTP/2, which h1 queues on h2.
+	h1  *h1.Server
+	srv *http.Server
+	h2  *connQueue
 
 	// handshakeListener remembers, per raw connection, which listener
 	// its ClientHello chose, so that a failed handshake is counted against
-	// it when the connection closes.
+	// it.
 	handshakeListener syncMap[net.Conn, string]
 }
 
@@ -58,6 +65,14 @@ func (s *socket) init() {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          newDebugLog(s.g.log),
 	}
+	s.h1 = &h1.Server{
+		Handler:           s,
+		ReadHeaderTimeout: s.srv.ReadHeaderTimeout,
+		IdleTimeout:       s.srv.IdleTimeout,
+		Logger:            s.g.log,
+		// ReverseProxy, for upgrades, looks for a server in the context.
+		BaseContext: context.WithValue(context.Background(), http.ServerContextKey, s.srv),
+	}
 	if !s.https {
 		return
 	}
@@ -68,9 +83,15 @@ func (s *socket) init() {
 		l.tlsConfig.SessionTicketsDisabled = !s.g.cfg.SessionResumption()
 	}
 	// The base configuration only chooses a listener; the listener's own
-	// configuration, with the policy, does the handshake.
-	s.srv.TLSConfig = &tls.Config{GetConfigForClient: s.configForClient}
-	s.srv.ConnState = s.connState
+	// configuration, with the policy, does the handshake. Its h2 tells
+	// net/http's server to serve the HTTP/2 connections h1 hands it.
+	s.srv.TLSConfig = &tls.Config{GetConfigForClient: s.configForClient, NextProtos: []string{"h2", "http/1.1"}}
+	s.h1.TLSConfig = s.srv.TLSConfig
+	s.h1.HandshakeDone = s.handshakeDone
+	if s.g.cfg.HTTP2() {
+		s.h2 = newConnQueue()
+		s.h1.NextProto = map[string]func(*tls.Conn){"h2": s.h2.push}
+	}
 
 	// RFC 7540 bars CBC suites under HTTP/2; a policy that allows them
 	// (the older predefined ones, a custom list) is the operator's
@@ -87,25 +108,6 @@ func (s *socket) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 	}
 	s.handshakeListener.Store(hello.Conn, e.Value.name)
 	return e.Value.tlsConfig, nil
-}
-
-// connState counts failed handshakes: a TLS connection that closes
-// without completing one.
-func (s *socket) connState(c net.Conn, state http.ConnState) {
-	if state != http.StateClosed && state != http.StateHijacked {
-		return
-	}
-	tc, ok := c.(*tls.Conn)
-	if !ok {
-		return
-	}
-	name, _ := s.handshakeListener.LoadAndDelete(tc.NetConn())
-	if state == http.StateClosed && !tc.ConnectionState().HandshakeComplete {
-		if name == "" {
-			name = "none"
-		}
-		s.g.metrics.Handshake(name, "none", "failure")
-	}
 }
 
 // newTLSConfig is the listener's TLS configuration: the gateway's policy,

@@ -112,6 +112,7 @@ type Backend struct {
 	}
 
 	opts    Options
+	pool    *connPool
 	byAddr  map[string]*Member
 	next    atomic.Uint64
 	probeHC *http.Client
@@ -136,7 +137,8 @@ func New(pool string, hosts []string, s *Settings, opts Options) *Backend {
 		b.byAddr[addr] = m
 	}
 	b.tlsBase = &tls.Config{MinVersion: tls.VersionTLS12}
-	b.Transport = newConnPool(b.dial, s.RequestTimeout)
+	b.pool = newConnPool(b.dial, s.RequestTimeout)
+	b.Transport = b.pool
 	b.probeHC = &http.Client{
 		Transport: b.newProbeTransport(),
 		// A probe judges the answer it gets, redirects included.

@@ -55,24 +55,58 @@ func newConnPool(dial func(ctx context.Context, addr string) (net.Conn, error), 
 // RoundTrip sends req to req.URL.Host and returns the answer. The body
 // must be read to its end and closed for the connection to be used again.
 func (p *connPool) RoundTrip(req *http.Request) (*http.Response, error) {
+	return p.do(req.Context(), req.URL.Host, &request{
+		req:   req,
+		write: func(w *bufio.Writer) error { return req.Write(w) },
+		retry: req.Body == nil || req.Body == http.NoBody,
+		close: req.Close,
+	})
+}
+
+// Send sends out to addr and returns the answer, as RoundTrip does.
+func (p *connPool) Send(addr string, out *Outbound) (*http.Response, error) {
+	return p.do(out.In.Context(), addr, &request{req: out.In, write: out.write, retry: out.Body == nil})
+}
+
+// request is an exchange as the pool sees it.
+type request struct {
+	// req is what the answer is read for (its method says whether the
+	// answer has a body).
+	req *http.Request
+
+	// write writes the request on a connection.
+	write func(*bufio.Writer) error
+
+	// retry allows sending again on a fresh connection: the request has
+	// no body that a first attempt consumed.
+	retry bool
+
+	// close asks the server to close the connection after answering.
+	close bool
+}
+
+// do sends rq on a kept-alive connection to addr, or a new one, and reads
+// the answer. A request that found a kept-alive connection closed by the
+// server goes again on a fresh one when rq.retry allows.
+func (p *connPool) do(ctx context.Context, addr string, rq *request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		pc, reused, err := p.get(req.Context(), req.URL.Host)
+		pc, reused, err := p.get(ctx, addr)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := p.exchange(pc, req)
+		resp, err := p.exchange(ctx, pc, rq)
 		if err == nil {
 			return resp, nil
 		}
 		pc.Close()
-		if ctxErr := req.Context().Err(); ctxErr != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, ctxErr
 		}
 		// A kept-alive connection the server closed meanwhile fails
 		// before any answer; a request without a body can go again on a
 		// fresh one, as net/http's Transport does.
 		var ne noAnswer
-		if reused && attempt == 0 && errors.As(err, &ne) && (req.Body == nil || req.Body == http.NoBody) {
+		if reused && attempt == 0 && errors.As(err, &ne) && rq.retry {
 			continue
 		}
 		return nil, err
@@ -84,13 +118,13 @@ type noAnswer struct{ error }
 
 func (e noAnswer) Unwrap() error { return e.error }
 
-func (p *connPool) exchange(pc *pconn, req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
+// exchange writes rq on pc and reads the answer.
+func (p *connPool) exchange(ctx context.Context, pc *pconn, rq *request) (*http.Response, error) {
 	// Cancellation unblocks the exchange by expiring the connection's
 	// deadlines; stop reports whether that has happened.
 	stop := context.AfterFunc(ctx, func() { pc.SetDeadline(time.Unix(1, 0)) })
 
-	if err := req.Write(pc.bw); err != nil {
+	if err := rq.write(pc.bw); err != nil {
 		stop()
 		return nil, noAnswer{fmt.Errorf("writing request to %s: %w", pc.addr, err)}
 	}
@@ -102,7 +136,7 @@ func (p *connPool) exchange(pc *pconn, req *http.Request) (*http.Response, error
 	if p.headerTimeout > 0 {
 		pc.SetReadDeadline(time.Now().Add(p.headerTimeout))
 	}
-	resp, err := p.readResponse(pc, req)
+	resp, err := p.readResponse(pc, rq.req)
 	if err != nil {
 		stop()
 		return nil, err
@@ -119,7 +153,7 @@ func (p *connPool) exchange(pc *pconn, req *http.Request) (*http.Response, error
 		resp.Body = &upgraded{pc: pc}
 		return resp, nil
 	}
-	resp.Body = &body{rc: resp.Body, pc: pc, pool: p, stop: stop, reusable: !resp.Close && !req.Close}
+	resp.Body = &body{rc: resp.Body, pc: pc, pool: p, stop: stop, reusable: !resp.Close && !rq.close}
 	return resp, nil
 }
 

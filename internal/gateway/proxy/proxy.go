@@ -81,8 +81,14 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request) Result {
 		}
 	}
 
-	// A shallow copy whose URL points at the server; Rewrite fills in
-	// the rest from it.
+	if fast(r) {
+		p.forward(w, r, m)
+		return Result{Server: m.Addr}
+	}
+
+	// Upgrades and the rare requests forward does not take go through
+	// ReverseProxy, with a shallow copy whose URL points at the server;
+	// Rewrite fills in the rest from it.
 	out := *r
 	u := *r.URL
 	u.Scheme, u.Host = p.b.Scheme(), m.Addr
@@ -110,9 +116,15 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-// fail answers for a request the backend did not: 504 when the server
-// did not answer in time, 502 otherwise; nothing when the client left.
+// fail answers for a request the backend did not, for ReverseProxy, whose
+// request's URL names the server.
 func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p.failAt(w, r, r.URL.Host, err)
+}
+
+// failAt answers for a request the server did not: 504 when it did not
+// answer in time, 502 otherwise; nothing when the client left.
+func (p *Proxy) failAt(w http.ResponseWriter, r *http.Request, server string, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return
 	}
@@ -122,7 +134,7 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusGatewayTimeout
 	}
 	p.log.Warn("backend request failed", "pool", p.b.Pool, "settings", p.b.Settings.Name,
-		"server", r.URL.Host, "status", status, "error", err)
+		"server", server, "status", status, "error", err)
 	http.Error(w, http.StatusText(status), status)
 }
 
