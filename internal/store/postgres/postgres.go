@@ -7,7 +7,8 @@
 // store's. Reads run in REPEATABLE READ transactions, which see one
 // snapshot; writes run in SERIALIZABLE ones, retried when PostgreSQL
 // reports a conflict, so a read-modify-write in Update behaves as if the
-// Updates of every replica ran one at a time. A commit returns only once
+// Updates of every replica ran one at a time. Concurrent Updates of one
+// process share a transaction and its commit (batch.go). A commit returns only once
 // PostgreSQL has it on disk (synchronous_commit on, the server's default).
 //
 // The store only ever holds what the vault gives it: sealed values and
@@ -59,6 +60,9 @@ type Store struct {
 	listenOnce sync.Once
 	stop       context.CancelFunc // ends the listener
 	listenerWG sync.WaitGroup
+
+	// batch gathers concurrent Updates into shared transactions.
+	batch batcher
 
 	closeOnce sync.Once
 }
@@ -112,23 +116,6 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
 	txOpts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 	return s.run(ctx, txOpts, false, fn)
-}
-
-// Update implements store.Store. fn runs again, from the start, when
-// PostgreSQL aborts the transaction for a conflict with a concurrent one.
-func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
-	txOpts := pgx.TxOptions{IsoLevel: pgx.Serializable}
-	var err error
-	for attempt := range maxAttempts {
-		err = s.run(ctx, txOpts, true, fn)
-		if !isConflict(err) {
-			return err
-		}
-		if err := sleep(ctx, backoff(attempt)); err != nil {
-			return fmt.Errorf("retrying write transaction: %w", err)
-		}
-	}
-	return fmt.Errorf("committing to database: gave up after %d conflicts: %w", maxAttempts, err)
 }
 
 // run runs fn in one transaction and commits it when fn returns nil. fn's

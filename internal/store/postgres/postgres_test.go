@@ -187,15 +187,5 @@ func TestConflictingUpdatesRetry(t *testing.T) {
 }
 
 func increment(ctx context.Context, s store.Store) error {
-	return s.Update(ctx, func(tx store.Tx) error {
-		n := 0
-		v, err := tx.Get("counter", "n")
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		if err == nil {
-			fmt.Sscan(string(v), &n)
-		}
-		return tx.Put("counter", "n", []byte(fmt.Sprint(n+1)))
-	})
+	return s.Update(ctx, bump)
 }

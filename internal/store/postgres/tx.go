@@ -29,6 +29,22 @@ type tx struct {
 	// aborts a transaction at its first error, so run must not commit one
 	// whose fn went on regardless.
 	err error
+
+	// pending are writes not sent yet. Put and Delete queue them, and the
+	// next read, savepoint or commit sends them along with itself in one
+	// round trip: a write transaction costs a round trip per read rather
+	// than per statement.
+	pending []statement
+
+	// sent is set once anything queued has gone to the database.
+	sent bool
+}
+
+// statement is one queued SQL statement.
+type statement struct {
+	sql  string
+	args []any
+	what string // for errors: "putting "k" in "b""
 }
 
 // fail records err as the transaction's and returns it, wrapped with what
@@ -43,10 +59,18 @@ func (t *tx) fail(err error, format string, args ...any) error {
 
 // Get implements store.Tx.
 func (t *tx) Get(bucket, key string) ([]byte, error) {
+	const q = `SELECT value FROM keygate_kv WHERE bucket = $1 AND key = $2`
 	var v []byte
-	err := t.ptx.QueryRow(t.ctx,
-		`SELECT value FROM keygate_kv WHERE bucket = $1 AND key = $2`,
-		bucket, []byte(key)).Scan(&v)
+	var err error
+	if len(t.pending) == 0 {
+		err = t.ptx.QueryRow(t.ctx, q, bucket, []byte(key)).Scan(&v)
+	} else {
+		err = t.sendWith(func(br pgx.BatchResults) error { return br.QueryRow().Scan(&v) },
+			statement{sql: q, args: []any{bucket, []byte(key)}})
+		if t.err != nil {
+			return nil, t.err
+		}
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -56,21 +80,59 @@ func (t *tx) Get(bucket, key string) ([]byte, error) {
 	return v, nil
 }
 
+// flush sends the queued writes, with extra statements after them.
+func (t *tx) flush(extra ...statement) error {
+	if len(t.pending) == 0 && len(extra) == 0 {
+		return t.err
+	}
+	err := t.sendWith(func(br pgx.BatchResults) error {
+		for _, st := range extra {
+			if _, err := br.Exec(); err != nil {
+				return t.fail(err, "%s", st.what)
+			}
+		}
+		return nil
+	}, extra...)
+	if t.err != nil {
+		return t.err
+	}
+	return err
+}
+
+// sendWith sends the queued writes and then last in one batch, checks the
+// writes' results, and hands the rest to read.
+func (t *tx) sendWith(read func(pgx.BatchResults) error, last ...statement) error {
+	var b pgx.Batch
+	queued := t.pending
+	t.pending = nil
+	t.sent = true
+	for _, st := range append(queued, last...) {
+		b.Queue(st.sql, st.args...)
+	}
+	br := t.ptx.SendBatch(t.ctx, &b)
+	defer br.Close()
+	for _, st := range queued {
+		if _, err := br.Exec(); err != nil {
+			return t.fail(err, "%s", st.what)
+		}
+	}
+	return read(br)
+}
+
 // Put implements store.Tx.
 func (t *tx) Put(bucket, key string, value []byte) error {
 	if !t.writable {
 		return fmt.Errorf("putting %q in %q: %w", key, bucket, errReadOnly)
 	}
-	if value == nil {
-		value = []byte{} // the column is NOT NULL; nil is an empty value
-	}
-	_, err := t.ptx.Exec(t.ctx,
-		`INSERT INTO keygate_kv (bucket, key, value) VALUES ($1, $2, $3)
+	// A copy: the caller may reuse value once Put returns. Not nil: the
+	// column is NOT NULL, and nil is an empty value.
+	value = append([]byte{}, value...)
+	t.pending = append(t.pending, statement{
+		sql: `INSERT INTO keygate_kv (bucket, key, value) VALUES ($1, $2, $3)
 		 ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value`,
-		bucket, []byte(key), value)
-	if err != nil {
-		return t.fail(err, "putting %q in %q", key, bucket)
-	}
+		args: []any{bucket, []byte(key), value},
+		what: fmt.Sprintf("putting %q in %q", key, bucket),
+	})
 	return nil
 }
 
@@ -79,11 +141,11 @@ func (t *tx) Delete(bucket, key string) error {
 	if !t.writable {
 		return fmt.Errorf("deleting %q from %q: %w", key, bucket, errReadOnly)
 	}
-	_, err := t.ptx.Exec(t.ctx,
-		`DELETE FROM keygate_kv WHERE bucket = $1 AND key = $2`, bucket, []byte(key))
-	if err != nil {
-		return t.fail(err, "deleting %q from %q", key, bucket)
-	}
+	t.pending = append(t.pending, statement{
+		sql:  `DELETE FROM keygate_kv WHERE bucket = $1 AND key = $2`,
+		args: []any{bucket, []byte(key)},
+		what: fmt.Sprintf("deleting %q from %q", key, bucket),
+	})
 	return nil
 }
 
@@ -91,6 +153,9 @@ func (t *tx) Delete(bucket, key string) error {
 // after the last key of the one before, so the primary key's index serves
 // every chunk and the caller may stop at any point.
 func (t *tx) Scan(bucket, prefix, after string, fn func(key string, value []byte) bool) error {
+	if err := t.flush(); err != nil {
+		return err
+	}
 	cursor := []byte(after)
 	for {
 		keys, values, err := t.scanChunk(bucket, []byte(prefix), cursor)
