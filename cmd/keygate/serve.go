@@ -17,6 +17,7 @@ const storeEnv = "KEYGATE_STORE"
 
 // serveFlags are the flags of `keygate vault serve`, shared with `up`.
 type serveFlags struct {
+	config   string // a file of settings, applied by server()
 	cfg      server.Config
 	logLevel string
 	auditLog string
@@ -25,6 +26,7 @@ type serveFlags struct {
 
 func (f *serveFlags) register(cmd *cobra.Command, defaultData string) {
 	fl := cmd.Flags()
+	fl.StringVar(&f.config, "config", "", "YAML or JSON file of these settings, named as the flags (flags given here win)")
 	fl.StringVar(&f.cfg.DataDir, "data", defaultData, "data folder: database, master key, tls/ca.pem, admin.json")
 	fl.StringVar(&f.cfg.Listen, "listen", "127.0.0.1:8443", "address to serve HTTPS on")
 	fl.StringVar(&f.cfg.Hostname, "hostname", "", "DNS name clients reach the vault by (its parent domain becomes the token resource)")
@@ -38,7 +40,12 @@ func (f *serveFlags) register(cmd *cobra.Command, defaultData string) {
 	fl.StringVar(&f.auditLog, "audit-log", "", "write one JSON audit record per request to this file (appended, mode 0600), or - for standard output")
 }
 
-func (f *serveFlags) server() (*server.Server, error) {
+func (f *serveFlags) server(cmd *cobra.Command) (*server.Server, error) {
+	if f.config != "" {
+		if err := applyConfigFile(cmd, f.config); err != nil {
+			return nil, err
+		}
+	}
 	if (f.cfg.TLSCertFile == "") != (f.cfg.TLSKeyFile == "") {
 		return nil, fmt.Errorf("--tls-cert and --tls-key go together")
 	}
@@ -77,7 +84,7 @@ func serveCommand() *cobra.Command {
 		Short: "Serve a vault over HTTPS",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := f.server()
+			srv, err := f.server(cmd)
 			if err != nil {
 				return err
 			}

@@ -55,7 +55,7 @@ func upCommand() *cobra.Command {
 // interrupted.
 func runUp(cmd *cobra.Command, f *serveFlags, uf *upFlags) error {
 	ctx := cmd.Context()
-	srv, err := f.server()
+	srv, err := f.server(cmd)
 	if err != nil {
 		return err
 	}
