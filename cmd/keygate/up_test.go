@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -17,26 +16,12 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/gateway/gwtest"
+	"github.com/keygate/keygate/internal/testkit"
 )
 
 // syncBuffer is a bytes.Buffer safe for a command writing while the test
 // reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testkit.Buffer
 
 var curlLine = regexp.MustCompile(`curl --cacert (\S+) (https://\S+)`)
 

@@ -26,43 +26,14 @@ import (
 	"github.com/keygate/keygate/internal/identity"
 	"github.com/keygate/keygate/internal/seal"
 	"github.com/keygate/keygate/internal/store/bolt"
+	"github.com/keygate/keygate/internal/testkit"
 )
 
 // clock is a settable clock shared by a test's authority and agent.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type clock = testkit.Clock
 
 // buffer collects log output; it is safe for concurrent use.
-type buffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type buffer = testkit.Buffer
 
 // records collects audit records; it is safe for concurrent use.
 type records struct {
@@ -125,7 +96,7 @@ func newEnv(t *testing.T) *env {
 	}
 	var b [6]byte
 	rand.Read(b[:])
-	e := &env{t: t, clock: &clock{t: time.Now()}, logs: &buffer{}, audit: &records{},
+	e := &env{t: t, clock: testkit.NewClock(time.Now()), logs: &buffer{}, audit: &records{},
 		resource: "https://vault-" + hex.EncodeToString(b[:]) + ".keygate.test"}
 
 	mux := http.NewServeMux()

@@ -1,7 +1,6 @@
 package identity_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"github.com/keygate/keygate/internal/identity"
 	"github.com/keygate/keygate/internal/seal"
 	"github.com/keygate/keygate/internal/store"
+	"github.com/keygate/keygate/internal/testkit"
 )
 
 // Audiences the test authorities issue tokens for.
@@ -30,22 +30,7 @@ const (
 )
 
 // logBuffer collects log output; it is safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer = testkit.Buffer
 
 // fixture is an initialized Authority served over TLS on loopback.
 type fixture struct {

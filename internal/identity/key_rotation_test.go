@@ -12,6 +12,7 @@ import (
 	"github.com/keygate/keygate/internal/authz"
 	"github.com/keygate/keygate/internal/identity"
 	"github.com/keygate/keygate/internal/store/bolt"
+	"github.com/keygate/keygate/internal/testkit"
 )
 
 // kidOf returns the kid in a token's header.
@@ -36,7 +37,7 @@ func TestSigningKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clock := &testClock{t: time.Now()}
+	clock := testkit.NewClock(time.Now())
 	sealer := newSealer(t)
 	a := newFixtureAt(t, st, sealer, clock.Now)
 	b := newFixtureAt(t, st, sealer, clock.Now) // another replica
@@ -106,7 +107,7 @@ func TestScheduledRotationHappensOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clock := &testClock{t: time.Now()}
+	clock := testkit.NewClock(time.Now())
 	sealer := newSealer(t)
 	var fs []*fixture
 	for range 2 {

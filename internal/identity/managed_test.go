@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,25 +15,11 @@ import (
 
 	"github.com/keygate/keygate/internal/authz"
 	"github.com/keygate/keygate/internal/identity"
+	"github.com/keygate/keygate/internal/testkit"
 )
 
 // testClock is a settable clock.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type testClock = testkit.Clock
 
 func TestManagedIdentityLifecycle(t *testing.T) {
 	f := newFixture(t, nil, nil)
@@ -219,7 +204,7 @@ func (c hostClient) token(form url.Values) (int, map[string]any) {
 }
 
 func TestHostTokenEndpoint(t *testing.T) {
-	clock := &testClock{t: time.Now()}
+	clock := testkit.NewClock(time.Now())
 	f := newFixtureAt(t, nil, nil, clock.Now)
 	ctx := t.Context()
 	gw, err := f.auth.CreateManagedIdentity(ctx, "gateway", identity.ManagedIdentityOptions{KeygateService: true})

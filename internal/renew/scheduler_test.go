@@ -12,26 +12,12 @@ import (
 	"github.com/keygate/keygate/internal/seal"
 	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/store/bolt"
+	"github.com/keygate/keygate/internal/testkit"
 	"github.com/keygate/keygate/internal/vault"
 )
 
 // clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type clock = testkit.Clock
 
 // newServices returns n vault services sharing one store, as n vault
 // processes sharing a database do, on one driven clock.
@@ -45,7 +31,7 @@ func newServices(t *testing.T, n int) ([]*vault.Service, store.Store, *clock) {
 	key, _ := seal.GenerateKey()
 	sealer, _ := seal.NewSealer(key)
 	backup, _ := sealer.Derive("backup")
-	clk := &clock{t: time.Now()}
+	clk := testkit.NewClock(time.Now())
 	var out []*vault.Service
 	for range n {
 		out = append(out, vault.New(vault.Config{Store: st, Sealer: sealer, BackupSealer: backup, Now: clk.Now}))

@@ -24,6 +24,7 @@ import (
 
 	"github.com/keygate/keygate/internal/client"
 	"github.com/keygate/keygate/internal/server"
+	"github.com/keygate/keygate/internal/testkit"
 )
 
 // Options change how a vault starts. The zero value is Start's vault.
@@ -54,30 +55,12 @@ type Options struct {
 	replicaOf *Vault
 }
 
-// Clock is a settable clock shared by a test and its vault. The zero
-// value is not usable; use NewClock.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// Clock is a settable clock shared by a test and its vault.
+type Clock = testkit.Clock
 
 // NewClock returns a clock that starts at the current time and moves only
 // when advanced.
-func NewClock() *Clock { return &Clock{t: time.Now()} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func NewClock() *Clock { return testkit.NewClock(time.Now()) }
 
 // Vault is a running vault and its administrator.
 type Vault struct {
