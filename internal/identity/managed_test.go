@@ -18,9 +18,6 @@ import (
 	"github.com/keygate/keygate/internal/testkit"
 )
 
-// testClock is a settable clock.
-type testClock = testkit.Clock
-
 func TestManagedIdentityLifecycle(t *testing.T) {
 	f := newFixture(t, nil, nil)
 	ctx := t.Context()
