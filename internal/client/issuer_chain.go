@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,11 +23,11 @@ func (c Credentials) IssuerChain(ctx context.Context, vaultURL, name string) ([]
 	if err != nil {
 		return nil, err
 	}
-	resource, err := ChallengeResource(ctx, hc, base)
+	scope, err := challengeScope(ctx, hc, base)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := c.Token(ctx, hc, resource+"/.default")
+	tok, err := c.Token(ctx, hc, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -51,10 +52,10 @@ func (c Credentials) IssuerChain(ctx context.Context, vaultURL, name string) ([]
 	return body, nil
 }
 
-// ChallengeResource asks the vault at base which resource its tokens are
-// for, from the bearer challenge of an unauthenticated request, as the
-// SDK does.
-func ChallengeResource(ctx context.Context, hc *http.Client, base string) (string, error) {
+// challengeScope asks the vault at base which scope its tokens are for,
+// from the bearer challenge of an unauthenticated request, as the SDK
+// does.
+func challengeScope(ctx context.Context, hc *http.Client, base string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/certificates?api-version=2025-07-01", nil)
 	if err != nil {
 		return "", err
@@ -64,11 +65,33 @@ func ChallengeResource(ctx context.Context, hc *http.Client, base string) (strin
 		return "", err
 	}
 	resp.Body.Close()
-	ch := resp.Header.Get("WWW-Authenticate")
-	_, rest, ok := strings.Cut(ch, `resource="`)
-	if !ok {
-		return "", fmt.Errorf("the vault at %s sent no bearer challenge", base)
+	scope, err := ChallengeScope(resp.Header.Get("WWW-Authenticate"))
+	if err != nil {
+		return "", fmt.Errorf("asking the vault at %s for its token scope: %w", base, err)
 	}
-	resource, _, _ := strings.Cut(rest, `"`)
-	return resource, nil
+	return scope, nil
+}
+
+// ChallengeScope returns the token scope a Key Vault bearer challenge
+// (the WWW-Authenticate header of a 401) names: its scope, or its
+// resource with "/.default", as the SDKs read it.
+func ChallengeScope(header string) (string, error) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(header), "Bearer ")
+	if !ok {
+		return "", errors.New("the answer carries no bearer challenge")
+	}
+	params := map[string]string{}
+	for part := range strings.SplitSeq(rest, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if ok {
+			params[strings.ToLower(k)] = strings.Trim(v, `"`)
+		}
+	}
+	if scope := params["scope"]; scope != "" {
+		return scope, nil
+	}
+	if res := params["resource"]; res != "" {
+		return strings.TrimSuffix(res, "/") + "/.default", nil
+	}
+	return "", errors.New("the bearer challenge names no resource")
 }

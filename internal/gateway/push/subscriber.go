@@ -28,6 +28,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/keygate/keygate/internal/client"
 )
 
 // Path is the event stream's path on the vault, with the api-version it
@@ -254,9 +256,9 @@ func (s *Subscriber) token(ctx context.Context) (string, error) {
 		}
 		return "", fmt.Errorf("opening the event stream: %s without a token, want 401 and a challenge", resp.Status)
 	}
-	scope, err := challengeScope(resp.Header.Get("WWW-Authenticate"))
+	scope, err := client.ChallengeScope(resp.Header.Get("WWW-Authenticate"))
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("opening the event stream: the vault's 401: %w", err)
 	}
 	if s.cfg.VerifyChallenge {
 		if err := verifyScope(s.cfg.VaultURL, scope); err != nil {
@@ -439,27 +441,4 @@ func verifyScope(vaultURL, scope string) error {
 			"set keyVault.disableChallengeResourceVerification if that is expected", ru.Host, vu.Host)
 	}
 	return nil
-}
-
-// challengeScope returns the token scope a Key Vault bearer challenge
-// names: its scope, or its resource with "/.default".
-func challengeScope(header string) (string, error) {
-	params := map[string]string{}
-	rest, ok := strings.CutPrefix(strings.TrimSpace(header), "Bearer ")
-	if !ok {
-		return "", errors.New("opening the event stream: the vault's 401 carries no bearer challenge")
-	}
-	for part := range strings.SplitSeq(rest, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok {
-			params[strings.ToLower(k)] = strings.Trim(v, `"`)
-		}
-	}
-	if scope := params["scope"]; scope != "" {
-		return scope, nil
-	}
-	if res := params["resource"]; res != "" {
-		return strings.TrimSuffix(res, "/") + "/.default", nil
-	}
-	return "", errors.New("opening the event stream: the vault's challenge names no resource")
 }
