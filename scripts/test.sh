@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs keygate's whole test suite: formatting, vet, and every test with the
 # race detector, the vault's server tests once on each store. Anything the
-# tests need beyond Go (PostgreSQL) is installed here.
+# tests need beyond Go (PostgreSQL, openssl, curl) is installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,9 +12,15 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
-# The certificate tests hand what the vault writes to Debian's openssl.
-if ! command -v openssl >/dev/null; then
-	apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+# Tools no one here wrote check what keygate makes: Debian's openssl opens
+# the certificates the vault writes, and curl runs the command that
+# `keygate up` prints.
+missing=()
+for tool in openssl curl; do
+	command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # One PostgreSQL for every package that tests against it, on loopback in a

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -24,6 +25,19 @@ import (
 type syncBuffer = testkit.Buffer
 
 var curlLine = regexp.MustCompile(`curl --cacert (\S+) (https://\S+)`)
+
+// runPrinted runs a command line as `keygate up` printed it, with the
+// shell, and returns what it wrote.
+func runPrinted(t *testing.T, line string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "sh", "-c", line+" --silent --show-error --max-time 10").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", line, err, out)
+	}
+	return string(out)
+}
 
 // startUp runs `keygate up` on free loopback ports with its data in home,
 // waits until it prints the gateway's curl command, and returns the CA
@@ -80,6 +94,9 @@ func startUp(t *testing.T, home string) (caFile, url string, stop func()) {
 func TestUpRunsTheWholeChain(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "home")
 	caFile, url, stop := startUp(t, home)
+	if out := runPrinted(t, "curl --cacert "+caFile+" "+url); !strings.Contains(out, "Hello from keygate's demo backend") {
+		t.Errorf("the printed curl command answered %q", out)
+	}
 	serial, body := getThroughGateway(t, caFile, url)
 	if !strings.Contains(body, "Hello from keygate's demo backend") || !strings.Contains(body, "X-Forwarded-Proto: https") {
 		t.Errorf("through the gateway: %q", body)
