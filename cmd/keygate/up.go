@@ -61,6 +61,9 @@ func runUp(cmd *cobra.Command, f *serveFlags, uf *upFlags) error {
 	}
 	defer f.close()
 	if err := srv.Open(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted while starting
+		}
 		return err
 	}
 	vaultDone := make(chan error, 1)

@@ -185,6 +185,26 @@ func wantStartRefused(t *testing.T, cfg server.Config, want string) {
 	}
 }
 
+// TestShutdownWhileStarting asks a vault to stop before it has opened: Run
+// returns no error and leaves nothing open, so the next start on the same
+// data succeeds.
+func TestShutdownWhileStarting(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	startVault(t, dir).stop()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	cfg := server.Config{DataDir: dir, Listen: "127.0.0.1:0", StoreURL: testStoreURL(t, dir)}
+	if err := server.New(cfg).Run(ctx); err != nil {
+		t.Fatalf("Run after a shutdown asked while starting: %v, want nil", err)
+	}
+
+	tv := startVault(t, dir)
+	if _, err := tv.secrets.GetSecret(ctxT(t), "absent", "", nil); statusOf(err) != 404 {
+		t.Fatalf("the vault started after the early shutdown does not answer: %v", err)
+	}
+}
+
 func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills a server process; skipped in -short mode")

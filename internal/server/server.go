@@ -191,9 +191,15 @@ func (s *Server) Authority() *identity.Authority { return s.authority }
 // clock call it.
 func (s *Server) RunCertificateJobs(ctx context.Context) { s.renewer.RunOnce(ctx) }
 
-// Run opens the server and serves until ctx is done.
+// Run opens the server and serves until ctx is done. A ctx that ends
+// while the server is still opening is a shutdown asked for early, not a
+// failure: Run then closes what it opened and returns nil.
 func (s *Server) Run(ctx context.Context) error {
 	if err := s.Open(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			s.log.Info("vault stopped while starting")
+			return nil
+		}
 		return err
 	}
 	return s.Serve(ctx)
