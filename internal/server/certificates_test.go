@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -775,6 +777,82 @@ func TestCertificateListPaging(t *testing.T) {
 	}
 	if ids := follow("/certificates/page-c/versions" + cq + "&maxresults=1"); len(ids) != 2 || ids[0] == ids[1] {
 		t.Errorf("versions paged as %v", ids)
+	}
+}
+
+// TestListIncludePending lists certificates whose first version is still
+// being made only when includePending asks for them, through the SDK and
+// across pages, and refuses a value that is not a boolean.
+func TestListIncludePending(t *testing.T) {
+	tv := startVault(t, "")
+	c := tv.certs()
+	ca := newOutsideCA(t)
+	b := ca.issue(t, "done.example", pki.KeySpec{Type: pki.KeyTypeEC, Curve: pki.CurveP256}, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	p, _ := b.EncodePEM()
+	if st := tv.rawJSON(t, "POST", "/certificates/done/import"+cq, importBody(string(p), ""), nil); st != http.StatusOK {
+		t.Fatalf("import: %d", st)
+	}
+	pol := certPolicy(pki.KeySpec{Type: pki.KeyTypeEC, Curve: pki.CurveP256}, "Unknown", "waiting.example", "application/x-pem-file")
+	for _, name := range []string{"waiting-1", "waiting-2"} {
+		params := azcertificates.CreateCertificateParameters{CertificatePolicy: pol, Tags: map[string]*string{"team": to.Ptr("edge")}}
+		if _, err := c.CreateCertificate(ctxT(t), name, params, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	list := func(pending *bool) map[string]*azcertificates.CertificateProperties {
+		got := map[string]*azcertificates.CertificateProperties{}
+		pager := c.NewListCertificatePropertiesPager(&azcertificates.ListCertificatePropertiesOptions{IncludePending: pending})
+		for pager.More() {
+			page, err := pager.NextPage(ctxT(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, item := range page.Value {
+				got[item.ID.Name()] = item
+			}
+		}
+		return got
+	}
+	for _, pending := range []*bool{nil, to.Ptr(false)} {
+		if got := list(pending); len(got) != 1 || got["done"] == nil {
+			t.Errorf("includePending=%v listed %v, want only done", pending, slices.Collect(maps.Keys(got)))
+		}
+	}
+	got := list(to.Ptr(true))
+	if len(got) != 3 {
+		t.Fatalf("includePending=true listed %v, want done and both waiting", slices.Collect(maps.Keys(got)))
+	}
+	w := got["waiting-1"]
+	if w == nil || w.Attributes == nil || w.Attributes.Enabled == nil || *w.Attributes.Enabled || deref(w.Tags["team"]) != "edge" || len(w.X509Thumbprint) != 0 {
+		t.Errorf("pending item = %+v, want disabled, tagged team=edge, no thumbprint", w)
+	}
+
+	// The nextLink keeps includePending, or the second page would drop
+	// what the first promised.
+	var ids []string
+	next := "/certificates" + cq + "&maxresults=1&includePending=true"
+	for next != "" && len(ids) < 10 {
+		var page struct {
+			Value    []struct{ ID string }
+			NextLink string
+		}
+		if st := tv.rawJSON(t, "GET", next, "", &page); st != http.StatusOK {
+			t.Fatalf("GET %s: %d", next, st)
+		}
+		for _, v := range page.Value {
+			ids = append(ids, v.ID)
+		}
+		next = strings.TrimPrefix(page.NextLink, tv.srv.URL())
+	}
+	if len(ids) != 3 {
+		t.Errorf("paged with includePending as %v, want 3 certificates", ids)
+	}
+
+	var e struct{ Error struct{ Message string } }
+	resp, body := tv.do("GET", "/certificates"+cq+"&includePending=maybe", tv.adminToken(), "")
+	if json.Unmarshal([]byte(body), &e); resp.StatusCode != http.StatusBadRequest || !strings.Contains(e.Error.Message, "includePending") {
+		t.Errorf("includePending=maybe: %d %s, want 400 naming includePending", resp.StatusCode, body)
 	}
 }
 

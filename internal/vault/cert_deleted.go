@@ -123,7 +123,7 @@ func (s *Service) ListDeletedCertificates(ctx context.Context, vault, after stri
 	)
 	err = s.store.View(ctx, func(tx store.Tx) error {
 		items = nil
-		next, err = scanCertHeads(tx, vault, after, max, true, func(head *certHead, rec *certVersion) {
+		next, err = scanCertHeads(tx, vault, after, max, true, false, func(head *certHead, rec *certVersion) {
 			items = append(items, deletedCertificate(head, rec, v))
 		})
 		return err

@@ -457,10 +457,12 @@ func (s *Service) updatePolicyTx(tx store.Tx, vault string, head *certHead, in P
 	return nil
 }
 
-// ListCertificates returns up to max live certificates that have a
-// version, each with its current version's properties, in name order,
-// after the cursor after.
-func (s *Service) ListCertificates(ctx context.Context, vault, after string, max int) ([]CertificateProperties, string, error) {
+// ListCertificates returns up to max live certificates, each with its
+// current version's properties, in name order, after the cursor after.
+// A certificate whose first version is still being made (or whose making
+// failed) has no version yet; it is listed only when pending says so, as
+// Key Vault's includePending does.
+func (s *Service) ListCertificates(ctx context.Context, vault, after string, max int, pending bool) ([]CertificateProperties, string, error) {
 	v, err := s.Vault(ctx, vault)
 	if err != nil {
 		return nil, "", err
@@ -471,7 +473,11 @@ func (s *Service) ListCertificates(ctx context.Context, vault, after string, max
 	)
 	err = s.store.View(ctx, func(tx store.Tx) error {
 		items = nil
-		next, err = scanCertHeads(tx, vault, after, max, false, func(head *certHead, rec *certVersion) {
+		next, err = scanCertHeads(tx, vault, after, max, false, pending, func(head *certHead, rec *certVersion) {
+			if rec == nil {
+				items = append(items, head.pendingProperties(v))
+				return
+			}
 			items = append(items, rec.properties(head.Name, v))
 		})
 		return err
@@ -480,8 +486,10 @@ func (s *Service) ListCertificates(ctx context.Context, vault, after string, max
 }
 
 // scanCertHeads calls emit for up to max certificates after the cursor
-// that are deleted or live, as deleted says, and have a version.
-func scanCertHeads(tx store.Tx, vault, after string, max int, deleted bool, emit func(*certHead, *certVersion)) (string, error) {
+// that are deleted or live, as deleted says, and have a version. With
+// pending, certificates with no version but an operation are emitted too,
+// with a nil version.
+func scanCertHeads(tx store.Tx, vault, after string, max int, deleted, pending bool, emit func(*certHead, *certVersion)) (string, error) {
 	var (
 		last, next string
 		count      int
@@ -496,7 +504,15 @@ func scanCertHeads(tx store.Tx, vault, after string, max int, deleted bool, emit
 		if scanErr = unmarshal(raw, &head); scanErr != nil {
 			return false
 		}
-		if (head.Deleted != nil) != deleted || head.Current == "" {
+		if (head.Deleted != nil) != deleted {
+			return true
+		}
+		if head.Current == "" {
+			if pending && head.Pending != nil {
+				emit(&head, nil)
+				last = key
+				count++
+			}
 			return true
 		}
 		var rec certVersion
@@ -551,6 +567,21 @@ func (r *certVersion) properties(name string, v *Vault) CertificateProperties {
 		},
 		Tags:            r.Tags,
 		Thumbprint:      leafSum,
+		RecoverableDays: int(v.Retention() / (24 * time.Hour)),
+	}
+}
+
+// pendingProperties describes a certificate with no version yet by its
+// operation: disabled, as nothing of it can be used until the operation
+// completes, with the tags the version will have.
+func (h *certHead) pendingProperties(v *Vault) CertificateProperties {
+	return CertificateProperties{
+		Name: h.Name,
+		Attributes: Attributes{
+			Created: h.Pending.Created,
+			Updated: h.Pending.Created,
+		},
+		Tags:            h.Pending.Tags,
 		RecoverableDays: int(v.Retention() / (24 * time.Hour)),
 	}
 }

@@ -242,9 +242,7 @@ func (h *Handler) listCertificates(w http.ResponseWriter, r *http.Request, c *ca
 	if err != nil {
 		return err
 	}
-	// TODO: includePending=true should list certificates whose first
-	// version is still pending; they are left out for now, as without it.
-	items, next, err := h.vaults.ListCertificates(ctx(r), c.vault, pg.after, pg.max)
+	items, next, err := h.vaults.ListCertificates(ctx(r), c.vault, pg.after, pg.max, pg.includePending)
 	if err != nil {
 		return err
 	}

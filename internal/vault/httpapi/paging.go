@@ -20,10 +20,14 @@ type listJSON[T any] struct {
 type page struct {
 	max   int
 	after string
+
+	// includePending asks a certificate list for certificates whose
+	// first version is still being made; other lists ignore it.
+	includePending bool
 }
 
-// readPage reads maxresults (1 to 25, default 25) and the $skiptoken cursor
-// that a previous page's nextLink carried.
+// readPage reads maxresults (1 to 25, default 25), the $skiptoken cursor
+// that a previous page's nextLink carried, and includePending.
 func readPage(r *http.Request) (page, error) {
 	q := r.URL.Query()
 	pg := page{max: maxPage}
@@ -41,6 +45,13 @@ func readPage(r *http.Request) (page, error) {
 		}
 		pg.after = string(after)
 	}
+	if s := q.Get("includePending"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return page{}, badRequest("includePending: must be true or false")
+		}
+		pg.includePending = b
+	}
 	return pg, nil
 }
 
@@ -54,5 +65,8 @@ func (pg page) nextLink(r *http.Request, c *call, next string) string {
 	q.Set("api-version", c.apiVersion)
 	q.Set("maxresults", strconv.Itoa(pg.max))
 	q.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte(next)))
+	if pg.includePending {
+		q.Set("includePending", "true")
+	}
 	return baseURL(r) + r.URL.Path + "?" + q.Encode()
 }
