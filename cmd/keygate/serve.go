@@ -37,6 +37,7 @@ func (f *serveFlags) register(cmd *cobra.Command, defaultData string) {
 	fl.StringVar(&f.cfg.StoreURL, "store", "", "postgres:// URL of a database shared by several replicas (default the embedded database in DATA; or set "+storeEnv+")")
 	fl.StringVar(&f.cfg.MasterKeyFile, "master-key-file", "", "master key file (default DATA/master.key; or set "+server.MasterKeyEnv+")")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.cfg.OpsListen, "ops-listen", "", "address of a plain HTTP listener for Prometheus metrics (/metrics) and health checks (/healthz, /readyz); none when empty")
 	fl.StringVar(&f.auditLog, "audit-log", "", "write one JSON audit record per request to this file (appended, mode 0600), or - for standard output")
 }
 

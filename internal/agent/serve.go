@@ -65,6 +65,7 @@ type request struct {
 
 // serveToken answers one token request, and audits it.
 func (a *Agent) serveToken(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	rec := audit.Record{
 		Source: audit.SourceAgent, Operation: operation, CallerHost: a.cfg.Host,
 		CallerAddress: authz.PeerAddr(r.RemoteAddr).String(),
@@ -72,7 +73,7 @@ func (a *Agent) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	rw := audit.NewRecorder(w)
 	defer func() {
-		rec.Time, rec.Status = a.now(), rw.Status()
+		rec.Time, rec.Status, rec.DurationMs = a.now(), rw.Status(), audit.Since(start)
 		a.audit.Log(rec)
 	}()
 	rw.Header().Set("x-ms-request-id", rec.RequestID)

@@ -60,6 +60,16 @@ type Record struct {
 
 	// Reason says why a request was refused or failed; empty on success.
 	Reason string `json:"reason,omitempty"`
+
+	// DurationMs is how long serving the request took, in milliseconds
+	// with microseconds as the fraction.
+	DurationMs float64 `json:"durationMs"`
+}
+
+// Since is the time since start in milliseconds, as DurationMs has it,
+// read from the monotonic clock: a driven clock must not bend it.
+func Since(start time.Time) float64 {
+	return float64(time.Since(start).Microseconds()) / 1000
 }
 
 // Logger receives audit records. Implementations must be safe for
@@ -74,6 +84,32 @@ var Discard Logger = discard{}
 type discard struct{}
 
 func (discard) Log(Record) {}
+
+// Tee returns a Logger that passes each record to every one of loggers
+// that is not Discard; Discard when none is left.
+func Tee(loggers ...Logger) Logger {
+	var kept tee
+	for _, l := range loggers {
+		if l != nil && l != Discard {
+			kept = append(kept, l)
+		}
+	}
+	switch len(kept) {
+	case 0:
+		return Discard
+	case 1:
+		return kept[0]
+	}
+	return kept
+}
+
+type tee []Logger
+
+func (t tee) Log(r Record) {
+	for _, l := range t {
+		l.Log(r)
+	}
+}
 
 // Writer writes records as JSON lines to an io.Writer, one Write per
 // record, so that lines from concurrent requests never interleave. It is

@@ -119,3 +119,37 @@ func TestRecorder(t *testing.T) {
 		}
 	}
 }
+
+// recordList keeps the records logged to it.
+type recordList struct {
+	mu   sync.Mutex
+	recs []Record
+}
+
+func (l *recordList) Log(r Record) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, r)
+}
+
+func TestTee(t *testing.T) {
+	if Tee() != Discard || Tee(nil, Discard) != Discard {
+		t.Errorf("Tee of nothing but Discard is not Discard")
+	}
+	one := &recordList{}
+	if Tee(Discard, one) != Logger(one) {
+		t.Errorf("Tee of one logger and Discard is not that logger")
+	}
+	two := &recordList{}
+	Tee(one, Discard, two).Log(Record{Operation: "SecretGet"})
+	if len(one.recs) != 1 || len(two.recs) != 1 || two.recs[0].Operation != "SecretGet" {
+		t.Errorf("Tee delivered %d and %d records, want one to each", len(one.recs), len(two.recs))
+	}
+}
+
+func TestSince(t *testing.T) {
+	start := time.Now().Add(-1500 * time.Microsecond)
+	if ms := Since(start); ms < 1.5 || ms > 1000 {
+		t.Errorf("Since 1.5 ms ago = %v ms", ms)
+	}
+}

@@ -294,6 +294,7 @@ func (a *Authority) refuseHost(w http.ResponseWriter, rec *audit.Record, e *oaut
 // whatever its outcome.
 func (a *Authority) audited(operation string, fn func(http.ResponseWriter, *http.Request, *audit.Record)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		rec := &audit.Record{
 			Source: audit.SourceAuthority, Operation: operation,
 			CallerAddress: authz.PeerAddr(r.RemoteAddr).String(),
@@ -305,6 +306,7 @@ func (a *Authority) audited(operation string, fn func(http.ResponseWriter, *http
 		fn(rw, r, rec)
 		rec.Time = a.cfg.Now()
 		rec.Status = rw.Status()
+		rec.DurationMs = audit.Since(start)
 		a.audit.Log(*rec)
 	}
 }

@@ -160,6 +160,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, req *request) erro
 // request whatever comes of it.
 func (h *Handler) admin(operation string, fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		rec := &audit.Record{
 			Source: audit.SourceManagement, Operation: operation,
 			Vault:         strings.ToLower(r.PathValue("vault")),
@@ -169,7 +170,7 @@ func (h *Handler) admin(operation string, fn handlerFunc) http.Handler {
 		w.Header().Set("x-ms-request-id", rec.RequestID)
 		rw := audit.NewRecorder(w)
 		defer func() {
-			rec.Time, rec.Status = h.now(), rw.Status()
+			rec.Time, rec.Status, rec.DurationMs = h.now(), rw.Status(), audit.Since(start)
 			h.audit.Log(*rec)
 		}()
 

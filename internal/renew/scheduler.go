@@ -61,6 +61,11 @@ type Config struct {
 
 	// Logger receives lifecycle messages; nil discards them.
 	Logger *slog.Logger
+
+	// Finished, when set, is told of each job this process ran to its
+	// end, with its outcome (for metrics). Jobs cut short by shutdown and
+	// jobs another process holds are not reported.
+	Finished func(kind string, err error)
 }
 
 // Scheduler finds and runs due certificate jobs. It is safe for
@@ -221,6 +226,9 @@ func (s *Scheduler) run(ctx context.Context, j vault.Job) {
 		return
 	}
 	err = s.cfg.Vaults.RunJob(ctx, j)
+	if s.cfg.Finished != nil && ctx.Err() == nil {
+		s.cfg.Finished(j.Kind, err)
+	}
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("certificate job failed", "job", j.String(), "err", err)
 		if j.Kind == vault.JobRenew {

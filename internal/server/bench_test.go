@@ -25,6 +25,9 @@ func BenchmarkGetSecret(b *testing.B) {
 	b.Run("plain", func(b *testing.B) {
 		benchGetSecret(b, startVault(b, "", func(c *server.Config) { c.Audit = nil }))
 	})
+	b.Run("metrics", func(b *testing.B) {
+		benchGetSecret(b, startVault(b, "", func(c *server.Config) { c.Audit = nil; c.OpsListen = "127.0.0.1:0" }))
+	})
 	b.Run("audited", func(b *testing.B) {
 		benchGetSecret(b, startVault(b, "", func(c *server.Config) { c.Audit = audit.NewWriter(io.Discard, nil) }))
 	})

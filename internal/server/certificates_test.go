@@ -20,6 +20,7 @@ import (
 
 	"github.com/keygate/keygate/internal/manage"
 	"github.com/keygate/keygate/internal/pki"
+	"github.com/keygate/keygate/internal/server"
 )
 
 // outsideCA is a CA made in the test, standing for a CA the vault does
@@ -314,7 +315,7 @@ func TestMergeWithOutsideCA(t *testing.T) {
 // AutoRenew falls due: a new version with a new serial appears, and the
 // old version and its secret stay readable.
 func TestRenewalByDrivenClock(t *testing.T) {
-	tv := startVault(t, "")
+	tv := startVault(t, "", func(c *server.Config) { c.OpsListen = "127.0.0.1:0" })
 	c := tv.certs()
 	tv.createIssuer(t, "renew-ca")
 	for _, iss := range []string{"Self", "renew-ca"} {
@@ -384,6 +385,20 @@ func TestRenewalByDrivenClock(t *testing.T) {
 			t.Errorf("%s has %d versions after renewal, want 2", name, len(v))
 		}
 	}
+	if _, body := tv.ops(t, "/metrics"); !strings.Contains(body, `keygate_vault_certificate_jobs_total{kind="renew",result="succeeded"} 2`) {
+		t.Errorf("the metrics do not count the two renewals:\n%s", grepLines(body, "keygate_vault_certificate_jobs"))
+	}
+}
+
+// grepLines returns the lines of text that contain s.
+func grepLines(text, s string) string {
+	var out []string
+	for line := range strings.Lines(text) {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
 }
 
 func TestPolicyUpdate(t *testing.T) {

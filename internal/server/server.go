@@ -27,6 +27,7 @@ import (
 	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/vault"
 	"github.com/keygate/keygate/internal/vault/httpapi"
+	"github.com/keygate/keygate/internal/vaultmetrics"
 )
 
 // MasterKeyEnv is the environment variable that may carry the master key.
@@ -99,6 +100,11 @@ type Config struct {
 	// with get on the default vault's secrets). `keygate up` sets it.
 	AgentListen string
 
+	// OpsListen, when not empty, is the address of a plain HTTP listener
+	// for Prometheus metrics (/metrics) and health checks (/healthz,
+	// /readyz, which fails while the store is unreachable).
+	OpsListen string
+
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -129,6 +135,12 @@ type Server struct {
 	agent     *agent.Agent // nil unless Config.AgentListen is set
 	audit     audit.Logger
 
+	// The operations listener and its server, nil unless
+	// Config.OpsListen is set; metrics are kept either way.
+	metrics     *vaultmetrics.Metrics
+	opsListener net.Listener
+	ops         *http.Server
+
 	addr          string
 	vaultURL      string
 	authorityHost string
@@ -139,12 +151,15 @@ type Server struct {
 
 // New returns a Server for cfg. It does no I/O.
 func New(cfg Config) *Server {
-	s := &Server{cfg: cfg, dir: dataDir(cfg.DataDir), log: cfg.Logger, now: cfg.Now, audit: cfg.Audit}
+	s := &Server{cfg: cfg, dir: dataDir(cfg.DataDir), log: cfg.Logger, now: cfg.Now, metrics: vaultmetrics.New()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.audit == nil {
-		s.audit = audit.Discard
+	// Metrics read the audit records; without a listener to serve them,
+	// they are not fed, which spares the read path the records' cost.
+	s.audit = audit.Tee(cfg.Audit)
+	if cfg.OpsListen != "" {
+		s.audit = audit.Tee(cfg.Audit, s.metrics)
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -238,6 +253,9 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	}
 	s.addr = s.listener.Addr().String()
 	s.setURLs()
+	if err := s.openOps(); err != nil {
+		return err
+	}
 
 	// The authority, the vault and the administrator.
 	if err := s.openServices(ctx, sealer); err != nil {
@@ -349,7 +367,7 @@ func (s *Server) openServices(ctx context.Context, sealer *seal.Sealer) error {
 	notifier, _ := s.st.(store.Notifier)
 	s.renewer = renew.New(renew.Config{
 		Vaults: s.vaults, Notifier: notifier, Interval: s.cfg.RenewInterval,
-		Logger: s.log.With("component", "renew"),
+		Logger: s.log.With("component", "renew"), Finished: s.metrics.Job,
 	})
 	return s.ensureAdmin(ctx)
 }
@@ -397,6 +415,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	bg, stop := context.WithCancel(ctx)
 	defer func() {
 		stop()
+		if s.ops != nil {
+			s.ops.Close() // when serving failed, nothing shut it down
+		}
 		wg.Wait()
 	}()
 	wg.Go(func() { s.vaults.RunPurger(bg, s.cfg.PurgeInterval) })
@@ -406,6 +427,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.ServeTLS(s.listener, "", "") }()
 	s.log.Info("vault listening", "url", s.vaultURL, "addr", s.addr, "resource", s.resource)
+	if s.ops != nil {
+		wg.Go(func() {
+			if err := s.ops.Serve(s.opsListener); !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("metrics and health listener stopped", "err", err)
+			}
+		})
+		s.log.Info("metrics and health checks listening", "addr", s.OpsAddr())
+	}
 	if s.agent != nil {
 		wg.Go(func() {
 			if err := s.agent.Serve(bg); err != nil {
@@ -421,6 +450,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	if s.ops != nil {
+		// Ready no more, before the vault stops answering.
+		s.ops.Shutdown(shutdownCtx)
+	}
 	err := s.http.Shutdown(shutdownCtx)
 	if errors.Is(<-errc, http.ErrServerClosed) && err == nil {
 		s.log.Info("vault stopped")
@@ -435,6 +468,9 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		if s.listener != nil {
 			s.listener.Close()
+		}
+		if s.opsListener != nil {
+			s.opsListener.Close()
 		}
 		if s.agent != nil {
 			s.agent.Close()

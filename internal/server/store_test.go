@@ -181,13 +181,19 @@ func TestPostgresStartupRefusesWrongKey(t *testing.T) {
 func TestPostgresOutageAnswers503(t *testing.T) {
 	requirePostgres(t)
 	pg := pgtest.NewServer(t)
-	tv := startVault(t, "", func(c *server.Config) { c.StoreURL = pg.URL })
+	tv := startVault(t, "", func(c *server.Config) { c.StoreURL = pg.URL; c.OpsListen = "127.0.0.1:0" })
 	if _, err := tv.secrets.SetSecret(ctxT(t), "kept", azsecrets.SetSecretParameters{Value: to.Ptr("v1")}, nil); err != nil {
 		t.Fatal(err)
 	}
 	token := tv.adminToken() // the authority needs the database too
+	if st, _ := tv.ops(t, "/readyz"); st != http.StatusOK {
+		t.Errorf("/readyz with the database up: %d, want 200", st)
+	}
 
 	pg.Stop()
+	if st, _ := tv.ops(t, "/readyz"); st != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with the database down: %d, want 503", st)
+	}
 	for _, req := range []struct{ method, path, body string }{
 		{http.MethodGet, "/secrets/kept/", ""},
 		{http.MethodPut, "/secrets/new", `{"value":"v"}`},
@@ -209,6 +215,9 @@ func TestPostgresOutageAnswers503(t *testing.T) {
 	}
 	if status != http.StatusOK {
 		t.Fatalf("GET after the database returned: %d, want 200", status)
+	}
+	if st, _ := tv.ops(t, "/readyz"); st != http.StatusOK {
+		t.Errorf("/readyz after the database returned: %d, want 200", st)
 	}
 	got, err := tv.secrets.GetSecret(ctxT(t), "kept", "", nil)
 	if err != nil || *got.Value != "v1" {

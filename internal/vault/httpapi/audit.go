@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/keygate/keygate/internal/audit"
 )
@@ -11,7 +12,7 @@ import (
 // ServeHTTP. The operation, object name and version are read from the
 // request's method and path, so that every route, whoever adds it and
 // however it dispatches, is audited the same way.
-func (h *Handler) auditRequest(r *http.Request, c *call, rw *audit.Recorder) {
+func (h *Handler) auditRequest(r *http.Request, c *call, rw *audit.Recorder, start time.Time) {
 	if h.audit == audit.Discard {
 		return // spare the read path the record's allocations
 	}
@@ -30,6 +31,7 @@ func (h *Handler) auditRequest(r *http.Request, c *call, rw *audit.Recorder) {
 		Status:         rw.Status(),
 		RequestID:      c.requestID,
 		Reason:         c.reason,
+		DurationMs:     audit.Since(start),
 	}
 	if c.addr.IsValid() {
 		rec.CallerAddress = c.addr.String()

@@ -126,6 +126,7 @@ func New(cfg Config) *Handler {
 // call this puts in the request's context; a request no route matches is
 // audited as operation "Unknown".
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	c := &call{requestID: newRequestID(), vault: h.vaultFor(r.Host), addr: authz.PeerAddr(r.RemoteAddr)}
 	w.Header().Set("x-ms-request-id", c.requestID)
 	rw := audit.NewRecorder(w)
@@ -133,7 +134,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// The mux sets r's pattern and path values, which the audit record
 	// reads its operation and object from.
-	defer h.auditRequest(r, c, rw)
+	defer h.auditRequest(r, c, rw, start)
 	h.mux.ServeHTTP(rw, r)
 }
 
