@@ -85,3 +85,18 @@ func TestVaultServeConfigFileRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditRequiredNeedsALog refuses --audit-required without an audit
+// log to require, on the vault and on the agent.
+func TestAuditRequiredNeedsALog(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	for _, args := range [][]string{
+		{"vault", "serve", "--data", data, "--listen", "127.0.0.1:0", "--audit-required"},
+		{"identity", "agent", "--authority", "https://127.0.0.1:1/t", "--host", "h", "--credential-file", "/nonexistent", "--audit-required"},
+	} {
+		_, err := run(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "--audit-required needs --audit-log") {
+			t.Errorf("%v: %v, want the flag named", args[:2], err)
+		}
+	}
+}

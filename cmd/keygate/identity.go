@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keygate/keygate/internal/agent"
-	"github.com/keygate/keygate/internal/audit"
 	"github.com/keygate/keygate/internal/client"
 )
 
@@ -245,6 +244,7 @@ func agentCommand() *cobra.Command {
 		cfg                       agent.Config
 		caFile, envFile, auditLog string
 		logLevel                  string
+		auditRequired             bool
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -267,11 +267,11 @@ func agentCommand() *cobra.Command {
 					return err
 				}
 			}
-			if auditLog != "" {
-				w, err := audit.Open(auditLog, log)
-				if err != nil {
-					return err
-				}
+			w, err := openAuditLog(auditLog, auditRequired, log)
+			if err != nil {
+				return err
+			}
+			if w != nil {
 				defer w.Close()
 				cfg.Audit = w
 			}
@@ -287,6 +287,7 @@ func agentCommand() *cobra.Command {
 	fl.StringVar(&caFile, "ca-file", "", "CA certificate (PEM) to trust for the authority's TLS, besides the system's")
 	fl.StringVar(&envFile, "env-file", "", "write IDENTITY_ENDPOINT and IDENTITY_HEADER here (mode 0600); a header found there is kept")
 	fl.StringVar(&auditLog, "audit-log", "", "write an audit record per token request to this file, or - for standard output")
+	fl.BoolVar(&auditRequired, "audit-required", false, "refuse token requests (503) while the audit log cannot be written")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	for _, name := range []string{"authority", "host", "credential-file"} {
 		cmd.MarkFlagRequired(name)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -21,6 +22,7 @@ type serveFlags struct {
 	cfg      server.Config
 	logLevel string
 	auditLog string
+	auditReq bool
 	audit    *audit.Writer // opened by server(); closed by close()
 }
 
@@ -39,6 +41,7 @@ func (f *serveFlags) register(cmd *cobra.Command, defaultData string) {
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.cfg.OpsListen, "ops-listen", "", "address of a plain HTTP listener for Prometheus metrics (/metrics) and health checks (/healthz, /readyz); none when empty")
 	fl.StringVar(&f.auditLog, "audit-log", "", "write one JSON audit record per request to this file (appended, mode 0600), or - for standard output")
+	fl.BoolVar(&f.auditReq, "audit-required", false, "refuse requests (503) while the audit log cannot be written, instead of serving them unaudited")
 }
 
 func (f *serveFlags) server(cmd *cobra.Command) (*server.Server, error) {
@@ -62,10 +65,10 @@ func (f *serveFlags) server(cmd *cobra.Command) (*server.Server, error) {
 		cfg.StoreURL = os.Getenv(storeEnv)
 	}
 	cfg.Logger = log
-	if f.auditLog != "" {
-		if f.audit, err = audit.Open(f.auditLog, log); err != nil {
-			return nil, err
-		}
+	if f.audit, err = openAuditLog(f.auditLog, f.auditReq, log); err != nil {
+		return nil, err
+	}
+	if f.audit != nil {
 		cfg.Audit = f.audit
 	}
 	return server.New(cfg), nil
@@ -95,4 +98,23 @@ func serveCommand() *cobra.Command {
 	}
 	f.register(cmd, defaultHome())
 	return cmd
+}
+
+// openAuditLog opens the audit log at dest ("-" for standard output),
+// failing closed when required; nil when dest is empty.
+func openAuditLog(dest string, required bool, log *slog.Logger) (*audit.Writer, error) {
+	if dest == "" {
+		if required {
+			return nil, fmt.Errorf("--audit-required needs --audit-log")
+		}
+		return nil, nil
+	}
+	w, err := audit.Open(dest, log)
+	if err != nil {
+		return nil, err
+	}
+	if required {
+		w.Require()
+	}
+	return w, nil
 }

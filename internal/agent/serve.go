@@ -79,6 +79,11 @@ func (a *Agent) serveToken(w http.ResponseWriter, r *http.Request) {
 	rw.Header().Set("x-ms-request-id", rec.RequestID)
 	rw.Header().Set("Cache-Control", "no-store")
 
+	if audit.Refusing(a.audit) {
+		rec.Reason = audit.RefusalMessage
+		writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable", "error_description": audit.RefusalMessage + "; retry later."})
+		return
+	}
 	t, cerr := a.token(r, &rec)
 	if cerr != nil {
 		a.log.Info("token request refused", "remote_addr", rec.CallerAddress, "identity", rec.ObjectName,

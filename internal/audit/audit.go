@@ -111,16 +111,57 @@ func (t tee) Log(r Record) {
 	}
 }
 
+// Refusing reports whether requests must be refused now because l, or a
+// Logger it tees to, is a Writer that Require made fail closed and its
+// last write failed.
+//
+// A refused request is still logged: its record is the probe that finds
+// the log writable again, and the first that succeeds lets requests
+// through once more. The request whose record first failed was already
+// answered; the refusals begin with the next one.
+func Refusing(l Logger) bool {
+	switch l := l.(type) {
+	case *Writer:
+		return l.refusing()
+	case tee:
+		for _, t := range l {
+			if Refusing(t) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// RefusalMessage is what a request refused by Refusing is told.
+const RefusalMessage = "the audit log cannot be written, and this server refuses requests until it can"
+
 // Writer writes records as JSON lines to an io.Writer, one Write per
 // record, so that lines from concurrent requests never interleave. It is
 // safe for concurrent use.
 type Writer struct {
 	log *slog.Logger // where write failures are reported
 
-	mu     sync.Mutex
-	w      io.Writer
-	closer io.Closer // nil when the Writer does not own w
-	failed bool      // a write failed; reported once until one succeeds
+	mu       sync.Mutex
+	w        io.Writer
+	closer   io.Closer // nil when the Writer does not own w
+	failed   bool      // a write failed; reported once until one succeeds
+	required bool      // while failed, requests are refused (Require)
+}
+
+// Require makes the Writer fail closed: while its last write failed,
+// Refusing reports true, and servers refuse requests rather than serve
+// them unaudited.
+func (w *Writer) Require() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.required = true
+}
+
+func (w *Writer) refusing() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.required && w.failed
 }
 
 // NewWriter returns a Writer on w. It does not close w. Write failures are
@@ -151,13 +192,9 @@ func Open(dest string, log *slog.Logger) (*Writer, error) {
 	return w, nil
 }
 
-// Log writes r as one JSON line. A failed write is reported to the
-// Writer's logger and does not stop the request being served.
-//
-// TODO: an operator may want requests refused while the audit log cannot
-// be written (fail closed); that needs a way to tell the handlers, and a
-// decision on which requests to refuse. Until then a failure is logged at
-// error level, once per run of failures.
+// Log writes r as one JSON line. A failed write is logged at error level,
+// once per run of failures; unless Require was called, requests go on
+// being served.
 func (w *Writer) Log(r Record) {
 	if r.Time.IsZero() {
 		r.Time = time.Now()
@@ -174,10 +211,13 @@ func (w *Writer) Log(r Record) {
 	defer w.mu.Unlock()
 	if _, err := w.w.Write(b); err != nil {
 		if !w.failed {
-			w.log.Error("writing audit log", "err", err)
+			w.log.Error("writing audit log", "err", err, "refusing_requests", w.required)
 		}
 		w.failed = true
 		return
+	}
+	if w.failed {
+		w.log.Info("audit log writable again")
 	}
 	w.failed = false
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/internal/testkit"
 )
 
 func TestWriterLines(t *testing.T) {
@@ -151,5 +153,37 @@ func TestSince(t *testing.T) {
 	start := time.Now().Add(-1500 * time.Microsecond)
 	if ms := Since(start); ms < 1.5 || ms > 1000 {
 		t.Errorf("Since 1.5 ms ago = %v ms", ms)
+	}
+}
+
+// TestRefusing fails a Writer closed only when Require was called and its
+// last write failed, through a Tee too, and opens it again with the first
+// write that succeeds.
+func TestRefusing(t *testing.T) {
+	disk := testkit.NewDiskFull(t)
+	w := NewWriter(disk, nil)
+	other := &recordList{}
+	both := Tee(other, w)
+
+	disk.SetFull(true)
+	w.Log(Record{Operation: "lost"})
+	if Refusing(w) {
+		t.Fatal("a Writer not required refuses")
+	}
+	w.Require()
+	if !Refusing(w) || !Refusing(both) {
+		t.Fatalf("a required Writer whose last write failed does not refuse (alone %v, teed %v)", Refusing(w), Refusing(both))
+	}
+	if Refusing(other) || Refusing(Discard) {
+		t.Error("a Logger that is no Writer refuses")
+	}
+
+	disk.SetFull(false)
+	both.Log(Record{Operation: "probe"})
+	if Refusing(both) {
+		t.Error("still refusing after a write succeeded")
+	}
+	if !strings.Contains(disk.String(), `"operationName":"probe"`) || strings.Contains(disk.String(), "lost") {
+		t.Errorf("the log holds %q, want the probe only", disk.String())
 	}
 }

@@ -303,7 +303,12 @@ func (a *Authority) audited(operation string, fn func(http.ResponseWriter, *http
 		}
 		w.Header().Set("x-ms-request-id", rec.RequestID)
 		rw := audit.NewRecorder(w)
-		fn(rw, r, rec)
+		if audit.Refusing(a.audit) {
+			rec.Reason = audit.RefusalMessage
+			writeJSON(rw, http.StatusServiceUnavailable, hostErrorBody{Error: "temporarily_unavailable", ErrorDescription: audit.RefusalMessage + "; retry later."})
+		} else {
+			fn(rw, r, rec)
+		}
 		rec.Time = a.cfg.Now()
 		rec.Status = rw.Status()
 		rec.DurationMs = audit.Since(start)

@@ -174,6 +174,11 @@ func (h *Handler) admin(operation string, fn handlerFunc) http.Handler {
 			h.audit.Log(*rec)
 		}()
 
+		if audit.Refusing(h.audit) {
+			rec.Reason = audit.RefusalMessage
+			writeError(rw, http.StatusServiceUnavailable, "ServiceUnavailable", audit.RefusalMessage+"; retry later.")
+			return
+		}
 		p, status, msg := h.authenticate(r)
 		rec.CallerObjectID, rec.CallerClientID = p.ObjectID, p.ClientID
 		if status != 0 {

@@ -1,6 +1,7 @@
 // Package testkit holds the small helpers that tests across keygate's
-// packages share: a clock a test moves by hand, and a buffer that logs
-// are written to while a test reads them. Only tests import it.
+// packages share: a clock a test moves by hand, a buffer that logs are
+// written to while a test reads them, and a destination that runs out of
+// space on demand. Only tests import it.
 package testkit
 
 import (

@@ -135,6 +135,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The mux sets r's pattern and path values, which the audit record
 	// reads its operation and object from.
 	defer h.auditRequest(r, c, rw, start)
+	if audit.Refusing(h.audit) {
+		// Named by the route it would have taken, for the record.
+		_, r.Pattern = h.mux.Handler(r)
+		c.reason = audit.RefusalMessage
+		writeError(rw, &apiError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: audit.RefusalMessage + "; retry later."})
+		return
+	}
 	h.mux.ServeHTTP(rw, r)
 }
 
