@@ -306,6 +306,30 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+// TestAuditRequired refuses token requests while a required audit log
+// cannot be written (the kernel's /dev/full refuses the writes), and
+// serves them again once it can.
+func TestAuditRequired(t *testing.T) {
+	e := newEnv(t)
+	_, cred := e.identity("gateway", "web-1", 0)
+	disk := testkit.NewDiskFull(t)
+	w := audit.NewWriter(disk, nil)
+	w.Require()
+	a := e.startAgent("web-1", func(c *Config) { c.Credential = cred; c.Audit = w })
+
+	disk.SetFull(true)
+	get(t, a, e.query(), a.Header()) // answered; its record fails
+	status, body := get(t, a, e.query(), a.Header())
+	if status != http.StatusServiceUnavailable || body["access_token"] != "" || !strings.Contains(body["error_description"], "audit log") {
+		t.Errorf("with the audit log unwritable: %d %v, want 503 about the audit log and no token", status, body)
+	}
+	disk.SetFull(false)
+	get(t, a, e.query(), a.Header()) // refused; its record is written
+	if status, body := get(t, a, e.query(), a.Header()); status != http.StatusOK || body["access_token"] == "" {
+		t.Errorf("with the audit log writable again: %d, want 200 and a token", status)
+	}
+}
+
 // TestNonLoopbackPeer calls the agent's handler with a peer address that
 // is not loopback. No such peer can reach a loopback listener in a test,
 // so the request is handed to the handler directly, as net/http would.
