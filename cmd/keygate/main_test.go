@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,16 @@ import (
 // its admin.json.
 func startServer(t *testing.T) string {
 	t.Helper()
-	srv := server.New(server.Config{DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:0"})
+	data := filepath.Join(t.TempDir(), "data")
+	serveAt(t, data, "127.0.0.1:0")
+	return filepath.Join(data, "admin.json")
+}
+
+// serveAt runs a vault on data at addr until stop is called, or the test
+// ends.
+func serveAt(t *testing.T, data, addr string) (stop func()) {
+	t.Helper()
+	srv := server.New(server.Config{DataDir: data, Listen: addr})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := srv.Open(ctx); err != nil {
 		cancel()
@@ -24,11 +34,12 @@ func startServer(t *testing.T) string {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		cancel()
 		<-done
 	})
-	return srv.AdminFile()
+	t.Cleanup(stop)
+	return stop
 }
 
 // run runs the CLI with args and returns what it printed.

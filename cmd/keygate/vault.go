@@ -26,7 +26,8 @@ func vaultCommand() *cobra.Command {
 		setPolicyCommand(&f, &vaultName), deletePolicyCommand(&f, &vaultName),
 		vaultCreateCommand(&f, &vaultName), vaultUpdateCommand(&f, &vaultName),
 		vaultListCommand(&f), vaultDeleteCommand(&f, &vaultName),
-		assignRoleCommand(&f, &vaultName), networkRuleCommand(&f, &vaultName))
+		assignRoleCommand(&f, &vaultName), networkRuleCommand(&f, &vaultName),
+		vaultSnapshotCommand(&f))
 	return cmd
 }
 

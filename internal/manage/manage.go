@@ -26,6 +26,7 @@
 //	DELETE /management/hosts/{host}                               delete a host
 //	GET    /management/signingKeys                                the authority's token signing keys
 //	POST   /management/signingKeys/rotate                         add a signing key; retire expired ones
+//	GET    /management/snapshot                                   a consistent copy of the embedded database
 //
 // Bodies are Azure's where Azure has one ({"properties": {...}}); see the
 // request types. A host's enrolment credential appears in the answer of
@@ -43,6 +44,7 @@ import (
 	"github.com/keygate/keygate/internal/audit"
 	"github.com/keygate/keygate/internal/authz"
 	"github.com/keygate/keygate/internal/identity"
+	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/vault"
 )
 
@@ -76,6 +78,11 @@ type Config struct {
 	// Audit receives one record per request; nil discards them.
 	Audit audit.Logger
 
+	// Snapshotter copies the store for GET /management/snapshot; nil
+	// when the store cannot (a shared database, backed up by its own
+	// tools).
+	Snapshotter store.Snapshotter
+
 	// Now is the clock of audit records; nil means time.Now.
 	Now func() time.Time
 }
@@ -90,6 +97,8 @@ type Handler struct {
 	log        *slog.Logger
 	audit      audit.Logger
 	now        func() time.Time
+
+	snapshotter store.Snapshotter
 }
 
 // New returns a Handler. It does no I/O.
@@ -98,6 +107,7 @@ func New(cfg Config) *Handler {
 		vaults: cfg.Vaults, identities: cfg.Identities, verifier: cfg.Verifier,
 		vaultURL: cfg.VaultURL, reserved: cfg.ReservedVaultNames,
 		log: cfg.Logger, audit: cfg.Audit, now: cfg.Now,
+		snapshotter: cfg.Snapshotter,
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -141,6 +151,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		{"DELETE /management/hosts/{host}", "HostDelete", h.deleteHost},
 		{"GET /management/signingKeys", "SigningKeyList", h.listSigningKeys},
 		{"POST /management/signingKeys/rotate", "SigningKeyRotate", h.rotateSigningKey},
+		{"GET /management/snapshot", "ServerSnapshot", h.snapshot},
 	}
 	for _, rt := range routes {
 		mux.Handle(rt.pattern, h.admin(rt.operation, rt.fn))

@@ -394,6 +394,7 @@ func (s *Server) routes() http.Handler {
 		Now:          s.now,
 	})
 	s.dataPlane.Register(mux)
+	snapshotter, _ := s.st.(store.Snapshotter)
 	manage.New(manage.Config{
 		Vaults:             s.vaults,
 		Identities:         s.authority,
@@ -402,6 +403,7 @@ func (s *Server) routes() http.Handler {
 		ReservedVaultNames: s.reservedVaultNames(),
 		Logger:             s.log.With("component", "manage"),
 		Audit:              s.audit,
+		Snapshotter:        snapshotter,
 		Now:                s.now,
 	}).Register(mux)
 	return mux

@@ -16,6 +16,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keygate/keygate/internal/audit"
+	"github.com/keygate/keygate/internal/manage"
 	"github.com/keygate/keygate/internal/seal"
 	"github.com/keygate/keygate/internal/server"
 	"github.com/keygate/keygate/internal/store/postgres/pgtest"
@@ -225,5 +227,42 @@ func TestPostgresOutageAnswers503(t *testing.T) {
 	}
 	if _, err := tv.secrets.GetSecret(ctxT(t), "new", "", nil); statusOf(err) != http.StatusNotFound {
 		t.Errorf("the write refused during the outage exists afterwards: %v", err)
+	}
+}
+
+// TestSnapshotEndpoint takes a snapshot through the management API: the
+// embedded store answers with a copy of the stated length that holds no
+// secret value in plaintext; PostgreSQL refuses with 501, pointing at its
+// own tools. Either way the call is audited.
+func TestSnapshotEndpoint(t *testing.T) {
+	tv := startVault(t, "")
+	if _, err := tv.secrets.SetSecret(ctxT(t), "snap", azsecrets.SetSecretParameters{Value: to.Ptr("snapshot-endpoint-plaintext")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	token, err := tv.creds.Token(ctxT(t), tv.http, manage.Audience+"/.default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := tv.do(http.MethodGet, "/management/snapshot", token, "")
+	if usePostgres() {
+		if resp.StatusCode != http.StatusNotImplemented || !strings.Contains(body, "pg_dump") {
+			t.Errorf("snapshot on PostgreSQL: %d %s, want 501 naming pg_dump", resp.StatusCode, body)
+		}
+	} else {
+		if resp.StatusCode != http.StatusOK || int64(len(body)) != resp.ContentLength || len(body) < 4096 {
+			t.Errorf("snapshot: %d, %d bytes of %d announced", resp.StatusCode, len(body), resp.ContentLength)
+		}
+		if strings.Contains(body, "snapshot-endpoint-plaintext") {
+			t.Error("the snapshot holds a secret value in plaintext")
+		}
+	}
+	tv.mustFindAudit("the snapshot", func(r audit.Record) bool {
+		return r.Operation == "ServerSnapshot" && r.Status == resp.StatusCode
+	})
+
+	// Not for anyone but an administrator.
+	resp, _ = tv.do(http.MethodGet, "/management/snapshot", tv.adminToken(), "")
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("snapshot with a data-plane token: %d, want 401", resp.StatusCode)
 	}
 }
