@@ -20,11 +20,8 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-need() {
-	command -v "$1" >/dev/null && return
-	[ -n "${apt_updated:-}" ] || { apt-get update -qq; apt_updated=1; }
-	apt-get install -y -qq "$2" >/dev/null
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 need wrk wrk
 need nginx nginx-light
 need openssl openssl
@@ -33,8 +30,7 @@ work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# cpu_ticks PID... prints the user+system ticks of the processes.
-cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
+kg_addr=127.0.0.1:$(free_port) ngx_addr=127.0.0.1:$(free_port)
 
 # read_phase NAME URL PID... runs wrk against URL and prints its figures
 # with the CPU the given processes spent per request.
@@ -57,7 +53,7 @@ read_phase() {
 # keygate, seeded, with a real token written for wrk.
 go build -o "$work/keygate" ./cmd/keygate
 go build -o "$work/vaultload" ./bench/vaultload
-KEYGATE_STORE=$store "$work/keygate" vault serve --data "$work/data" --listen 127.0.0.1:18443 --log-level warn &
+KEYGATE_STORE=$store "$work/keygate" vault serve --data "$work/data" --listen "$kg_addr" --log-level warn &
 kg=$!
 pids+=("$kg")
 for _ in $(seq 100); do [ -s "$work/data/admin.json" ] && break; sleep 0.1; done
@@ -65,13 +61,13 @@ sleep 0.5
 export KEYGATE_BENCH_CA="$work/data/tls/ca.pem"
 "$work/vaultload" -credentials "$work/data/admin.json" -secrets "$secrets" -token-file "$work/token"
 
-read_phase keygate https://127.0.0.1:18443 "$kg"
+read_phase keygate "https://$kg_addr" "$kg"
 
 if [ "$peer" = nginx ]; then
 # nginx with an ECDSA P-256 certificate (as keygate's), TLS 1.3, keep-alive,
 # answering every path with a body the size of a secret bundle.
 body=$(curl -sk -H "Authorization: Bearer $(cat "$work/token")" \
-	"https://127.0.0.1:18443/secrets/bench-1/?api-version=7.5")
+	"https://$kg_addr/secrets/bench-1/?api-version=7.5")
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
 	-subj /CN=127.0.0.1 -keyout "$work/nginx.key" -out "$work/nginx.crt" 2>/dev/null
 cat >"$work/nginx.conf" <<CONF
@@ -83,7 +79,7 @@ http {
 	access_log off;
 	keepalive_requests 10000000;
 	server {
-		listen 127.0.0.1:18444 ssl;
+		listen $ngx_addr ssl;
 		ssl_certificate $work/nginx.crt;
 		ssl_certificate_key $work/nginx.key;
 		ssl_protocols TLSv1.3;
@@ -98,7 +94,7 @@ sleep 0.5
 workers=$(pgrep -P "${pids[-1]}" | tr '\n' ' ')
 
 # shellcheck disable=SC2086
-read_phase nginx https://127.0.0.1:18444 $workers
+read_phase nginx "https://$ngx_addr" $workers
 printf 'ratio  read  keygate/nginx rps=%.2f\n' "$(bc -l <<<"$(cat "$work/keygate.rps")/$(cat "$work/nginx.rps")")"
 fi
 
