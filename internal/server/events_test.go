@@ -339,3 +339,44 @@ func TestEventStreamEndsWhenAccessEnds(t *testing.T) {
 		})
 	}
 }
+
+// TestEventStreamLimit refuses a caller more streams from one address
+// than its limit with 429 Throttled and a Retry-After, counts another
+// caller apart, and admits the caller again once one of its streams ends.
+func TestEventStreamLimit(t *testing.T) {
+	tv := startVault(t, "", func(c *server.Config) { c.MaxCallerEventStreams = 2 })
+	reader := tv.readerToken(t, map[string][]string{"secrets": {"get"}})
+	var open []*eventStream
+	for range 2 {
+		st, s := tv.openEvents(t, reader, "")
+		if st != http.StatusOK {
+			t.Fatalf("stream within the limit: %d", st)
+		}
+		s.next() // ready
+		open = append(open, s)
+	}
+
+	resp, body := tv.do(http.MethodGet, "/keygate/events"+cq, reader, "")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "Throttled") {
+		t.Fatalf("stream over the limit: %d %q (Retry-After %q), want 429 Throttled with Retry-After",
+			resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+	if st, s := tv.openEvents(t, tv.adminToken(), ""); st != http.StatusOK {
+		t.Errorf("another caller's stream: %d, want 200", st)
+	} else {
+		s.close()
+	}
+
+	open[0].close()
+	for i := 0; ; i++ {
+		st, s := tv.openEvents(t, reader, "")
+		if st == http.StatusOK {
+			s.close()
+			break
+		}
+		if i == 100 {
+			t.Fatalf("a stream after one of the caller's ended: %d, want 200", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -100,6 +100,12 @@ type Config struct {
 	// with get on the default vault's secrets). `keygate up` sets it.
 	AgentListen string
 
+	// MaxEventStreams bounds the event streams open at once, and
+	// MaxCallerEventStreams those of one caller from one address; zero
+	// means httpapi's defaults (10000 and 32).
+	MaxEventStreams       int
+	MaxCallerEventStreams int
+
 	// OpsListen, when not empty, is the address of a plain HTTP listener
 	// for Prometheus metrics (/metrics) and health checks (/healthz,
 	// /readyz, which fails while the store is unreachable).
@@ -392,6 +398,9 @@ func (s *Server) routes() http.Handler {
 		Logger:       s.log.With("component", "httpapi"),
 		Audit:        s.audit,
 		Now:          s.now,
+
+		MaxStreams:       s.cfg.MaxEventStreams,
+		MaxCallerStreams: s.cfg.MaxCallerEventStreams,
 	})
 	s.dataPlane.Register(mux)
 	snapshotter, _ := s.st.(store.Snapshotter)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/vault"
@@ -15,9 +16,18 @@ type apiError struct {
 	Code    string
 	Inner   string
 	Message string
+
+	// RetryAfter, in seconds, is sent as Retry-After when not zero.
+	RetryAfter int
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+// throttled is Key Vault's answer to a client over a limit: 429 Throttled,
+// which the SDKs retry after Retry-After.
+func throttled(format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusTooManyRequests, Code: "Throttled", Message: sprintf(format, args...), RetryAfter: streamRetryAfter}
+}
 
 func badRequest(format string, args ...any) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: "BadParameter", Message: sprintf(format, args...)}
@@ -69,5 +79,8 @@ func writeError(w http.ResponseWriter, e *apiError) {
 		body.Error.InnerError = &errorDetail{Code: e.Inner}
 	}
 	w.Header().Set("x-ms-error-code", e.Code)
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
 	writeJSON(w, e.Status, body)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keygate/keygate/internal/authz"
@@ -74,6 +75,11 @@ func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request, c *call) 
 	if err != nil {
 		return err
 	}
+	release, err := h.streams.open(c.principal.ObjectID + " " + c.addr.String())
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	// Subscribe before reading the position, so that no event recorded
 	// between the two goes unnoticed.
@@ -298,4 +304,50 @@ func (s *stream) flush() error { return s.rc.Flush() }
 // sanitizeField keeps a field of the stream on one line.
 func sanitizeField(s string) string {
 	return strings.NewReplacer("\n", " ", "\r", " ").Replace(s)
+}
+
+// streamCounts counts the open event streams, in all and by caller, and
+// refuses one more beyond the limits with 429 (which clients retry after
+// Retry-After, as Key Vault's throttling asks).
+type streamCounts struct {
+	max, maxCaller int
+
+	mu       sync.Mutex
+	total    int
+	byCaller map[string]int
+}
+
+func newStreamCounts(max, maxCaller int) streamCounts {
+	if max <= 0 {
+		max = DefaultMaxStreams
+	}
+	if maxCaller <= 0 {
+		maxCaller = DefaultMaxCallerStreams
+	}
+	return streamCounts{max: max, maxCaller: maxCaller, byCaller: map[string]int{}}
+}
+
+// streamRetryAfter is the Retry-After of a refused stream, in seconds.
+const streamRetryAfter = 30
+
+// open counts a stream of caller, or refuses it; release uncounts it.
+func (sc *streamCounts) open(caller string) (release func(), err error) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	switch {
+	case sc.total >= sc.max:
+		return nil, throttled("this server has %d event streams open, its most; retry later", sc.max)
+	case sc.byCaller[caller] >= sc.maxCaller:
+		return nil, throttled("this caller has %d event streams open from its address, its most; close one or retry later", sc.maxCaller)
+	}
+	sc.total++
+	sc.byCaller[caller]++
+	return sync.OnceFunc(func() {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		sc.total--
+		if sc.byCaller[caller]--; sc.byCaller[caller] == 0 {
+			delete(sc.byCaller, caller)
+		}
+	}), nil
 }

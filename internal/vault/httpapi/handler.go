@@ -62,7 +62,21 @@ type Config struct {
 
 	// Now is the clock of audit records; nil means time.Now.
 	Now func() time.Time
+
+	// MaxStreams bounds the event streams open at once on this server;
+	// MaxCallerStreams those of one caller (object id) from one address.
+	// Zero means DefaultMaxStreams and DefaultMaxCallerStreams.
+	MaxStreams       int
+	MaxCallerStreams int
 }
+
+// Stream limits. A stream holds a goroutine and a connection for as long
+// as its token lives; a gateway instance opens one per vault it follows,
+// and a fleet shares one identity, hence the per-address count.
+const (
+	DefaultMaxStreams       = 10000
+	DefaultMaxCallerStreams = 32
+)
 
 // Body limits. A secret value is at most 25 KB, which JSON escaping can
 // grow several times over; a restore carries every version of a secret.
@@ -85,6 +99,8 @@ type Handler struct {
 	// streamsDone is closed by EndStreams; endStreams closes it once.
 	streamsDone chan struct{}
 	endStreams  func()
+
+	streams streamCounts
 }
 
 // New returns a Handler. It does no I/O.
@@ -100,6 +116,7 @@ func New(cfg Config) *Handler {
 		mux:       http.NewServeMux(),
 
 		streamsDone: make(chan struct{}),
+		streams:     newStreamCounts(cfg.MaxStreams, cfg.MaxCallerStreams),
 	}
 	h.endStreams = sync.OnceFunc(func() { close(h.streamsDone) })
 	if h.vaultFor == nil {
