@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 )
 
 // errNoSnapshot refuses a snapshot of a store that cannot make one.
@@ -40,7 +39,7 @@ func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request, req *request)
 		return nil
 	}
 	if err == nil {
-		h.log.Info("snapshot taken", "object_id", req.caller.ObjectID, "at", time.Now().UTC())
+		h.log.Info("snapshot taken", "object_id", req.caller.ObjectID)
 	}
 	return err
 }
