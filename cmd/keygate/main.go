@@ -26,7 +26,7 @@ func main() {
 func rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "keygate",
-		Short:         "A vault that speaks the Azure Key Vault API",
+		Short:         "A vault that speaks the Azure Key Vault API, and a gateway that terminates TLS with its certificates",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
