@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -39,7 +38,7 @@ const localCredentialRenewal = 7 * 24 * time.Hour
 // for them, when the configuration asks for one. The agent reaches the
 // authority over this server's own HTTPS listener, trusting exactly the
 // certificate the server serves.
-func (s *Server) openAgent(ctx context.Context, cert tls.Certificate) error {
+func (s *Server) openAgent(ctx context.Context) error {
 	if s.cfg.AgentListen == "" {
 		return nil
 	}
@@ -53,10 +52,7 @@ func (s *Server) openAgent(ctx context.Context, cert tls.Certificate) error {
 	if err != nil {
 		return err
 	}
-	hc, err := s.selfClient(cert)
-	if err != nil {
-		return err
-	}
+	hc := s.selfClient()
 	s.agent, err = agent.New(agent.Config{
 		Authority:      s.authority.TenantURL(),
 		Host:           LocalHost,
@@ -139,16 +135,21 @@ func (s *Server) keptLocalCredential(ctx context.Context, host identity.Host) st
 
 // selfClient returns an HTTP client that reaches this server's listener
 // whatever name the authority's URL has, and trusts only the certificate
-// it serves.
-func (s *Server) selfClient(cert tls.Certificate) (*http.Client, error) {
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
-	if err != nil {
-		return nil, fmt.Errorf("reading server certificate: %w", err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
+// it serves at the time of the handshake (which a renewal changes).
+func (s *Server) selfClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	tr.TLSClientConfig = &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// Verification is the comparison below: the peer must present
+		// exactly the leaf this server serves, whatever its names.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || !s.serving.isServed(cs.PeerCertificates[0].Raw) {
+				return errors.New("the peer is not this server: its certificate is not the one this server serves")
+			}
+			return nil
+		},
+	}
 	addr := s.addr
 	if host, port, _ := net.SplitHostPort(addr); net.ParseIP(host).IsUnspecified() {
 		addr = net.JoinHostPort("127.0.0.1", port)
@@ -156,7 +157,7 @@ func (s *Server) selfClient(cert tls.Certificate) (*http.Client, error) {
 	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, addr)
 	}
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
 // AgentEnvironment is what a client of the local agent needs in its

@@ -22,7 +22,7 @@ func (s *Server) openStore(ctx context.Context) (*seal.Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealer, err := s.sealer(isNew, s.dir.database())
+	sealer, err := s.newSealer(isNew, s.dir.database())
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func (s *Server) openPostgres(ctx context.Context) (*seal.Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.sealer(isNew, "the PostgreSQL store")
+	return s.newSealer(isNew, "the PostgreSQL store")
 }
 
 // storeIsNew reports whether st holds no keygate records yet.
@@ -69,7 +69,7 @@ func storeIsNew(ctx context.Context, st store.Store) (bool, error) {
 	return false, nil
 }
 
-func (s *Server) sealer(isNew bool, database string) (*seal.Sealer, error) {
+func (s *Server) newSealer(isNew bool, database string) (*seal.Sealer, error) {
 	key, err := s.masterKey(isNew, database)
 	if err != nil {
 		return nil, err

@@ -132,6 +132,8 @@ type Server struct {
 	now func() time.Time
 
 	st        store.Store
+	sealer    *seal.Sealer
+	serving   *servingCert // the certificate the listener serves
 	authority *identity.Authority
 	vaults    *vault.Service
 	dataPlane *httpapi.Handler
@@ -248,6 +250,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	s.sealer = sealer
 	if err := checkMasterKey(ctx, s.st, sealer); err != nil {
 		return err
 	}
@@ -269,13 +272,16 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	}
 
 	// TLS and the routes.
-	cert, err := s.serverCertificate(ctx, s.st, sealer)
+	cert, err := s.serverCertificate(ctx)
 	if err != nil {
+		return err
+	}
+	if s.serving, err = newServingCert(cert, s.cfg.TLSCertFile, s.cfg.TLSKeyFile); err != nil {
 		return err
 	}
 	s.http = &http.Server{
 		Handler:           s.routes(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         &tls.Config{GetCertificate: s.serving.get, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -284,7 +290,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	s.http.RegisterOnShutdown(s.dataPlane.EndStreams)
 
 	// The local agent, which talks to the listener above once it serves.
-	return s.openAgent(ctx, cert)
+	return s.openAgent(ctx)
 }
 
 // setURLs derives the vault URL, the authority host and the resource from
@@ -434,6 +440,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	wg.Go(func() { s.vaults.RunPurger(bg, s.cfg.PurgeInterval) })
 	wg.Go(func() { s.renewer.Run(bg) })
 	wg.Go(func() { s.authority.Run(bg) })
+	wg.Go(func() { s.keepCredentials(bg) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.ServeTLS(s.listener, "", "") }()

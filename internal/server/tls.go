@@ -27,14 +27,15 @@ type caRecord struct {
 	SealedKey []byte `json:"sealedKey"`
 }
 
-// serverCertValidity is how long the certificate issued at each start is
-// valid. It is renewed at every start, so a year is plenty.
+// serverCertValidity is how long a certificate the local CA issues the
+// server is valid. It is issued again at every start, and by a running
+// server once two thirds of it have passed (servercert.go).
 const serverCertValidity = 365 * 24 * time.Hour
 
 // serverCertificate returns the certificate the vault serves: the
 // operator's, or one issued at each start by the vault's local CA, whose
 // certificate it writes to tls/ca.pem for clients to trust.
-func (s *Server) serverCertificate(ctx context.Context, st store.Store, sealer *seal.Sealer) (tls.Certificate, error) {
+func (s *Server) serverCertificate(ctx context.Context) (tls.Certificate, error) {
 	if s.cfg.TLSCertFile != "" || s.cfg.TLSKeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
 		if err != nil {
@@ -42,13 +43,27 @@ func (s *Server) serverCertificate(ctx context.Context, st store.Store, sealer *
 		}
 		return cert, nil
 	}
-	ca, err := loadOrCreateCA(ctx, st, sealer, s.now())
+	ca, err := loadOrCreateCA(ctx, s.st, s.sealer, s.now())
 	if err != nil {
 		return tls.Certificate{}, err
 	}
 	if err := writeFileAtomic(s.dir.caFile(), ca.CertPEM(), 0o644); err != nil {
 		return tls.Certificate{}, fmt.Errorf("writing CA certificate: %w", err)
 	}
+	return s.issueFrom(ca)
+}
+
+// issueServerCert issues the server a new certificate from its local CA,
+// for a server that is running.
+func (s *Server) issueServerCert(ctx context.Context) (tls.Certificate, error) {
+	ca, err := loadOrCreateCA(ctx, s.st, s.sealer, s.now())
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return s.issueFrom(ca)
+}
+
+func (s *Server) issueFrom(ca *pki.CA) (tls.Certificate, error) {
 	names, ips := s.certNames()
 	return ca.IssueServer(names, ips, s.now(), serverCertValidity)
 }
