@@ -144,12 +144,17 @@ func startLoad(t *testing.T, addr, host string, kept, fresh int) *load {
 	t.Helper()
 	l := &load{stop: make(chan struct{}), serials: map[string]map[string]bool{},
 		counts: make([]atomic.Int64, kept+fresh)}
-	for i := range kept + fresh {
-		name := fmt.Sprintf("kept-%d", i)
+	names := make([]string, kept+fresh)
+	for i := range names {
+		names[i] = fmt.Sprintf("kept-%d", i)
 		if i >= kept {
-			name = fmt.Sprintf("fresh-%d", i-kept)
+			names[i] = fmt.Sprintf("fresh-%d", i-kept)
 		}
-		l.serials[name] = map[string]bool{}
+		// Every client's entry before any client runs: the clients
+		// write into the map under l.mu, and a new key would race.
+		l.serials[names[i]] = map[string]bool{}
+	}
+	for i, name := range names {
 		c := loadClient(addr, i >= kept)
 		l.wg.Go(func() { l.run(c, name, host, &l.counts[i]) })
 	}
