@@ -72,7 +72,7 @@ func (a *Authority) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		TokenEndpoint:         base + "/oauth2/v2.0/token",
 		JWKSURI:               base + "/discovery/v2.0/keys",
 		GrantTypes:            []string{"client_credentials"},
-		TokenEndpointAuth:     []string{"client_secret_post"},
+		TokenEndpointAuth:     []string{"client_secret_post", "private_key_jwt"},
 		SigningAlgorithms:     []string{"ES256"},
 		SubjectTypes:          []string{"pairwise"},
 	})
@@ -108,7 +108,9 @@ type tokenResponse struct {
 }
 
 // serveToken is the token endpoint: client credentials with a client
-// secret in the form body (client_secret_post, as MSAL sends it).
+// secret in the form body (client_secret_post, as MSAL sends it) or a
+// client assertion signed with a registered certificate
+// (private_key_jwt).
 func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, rec *audit.Record) {
 	req, oerr := parseTokenRequest(w, r)
 	rec.CallerClientID = req.clientID
@@ -119,12 +121,9 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, rec *audi
 
 	// Authenticate before looking at the scope, so that only a client
 	// that proved itself learns which resources exist.
-	sp, err := a.authenticate(r.Context(), req.clientID, req.secret)
-	if err != nil {
-		if !errors.Is(err, errUnknownClient) && !errors.Is(err, errWrongSecret) {
-			a.log.Error("authenticating client", "client_id", req.clientID, "error", err)
-		}
-		a.refuse(w, r, rec, authError(req.clientID, err))
+	sp, oerr := a.authenticateRequest(r, req)
+	if oerr != nil {
+		a.refuse(w, r, rec, oerr)
 		return
 	}
 	rec.CallerObjectID = sp.ObjectID
@@ -150,11 +149,34 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, rec *audi
 	})
 }
 
-// tokenRequest holds the parameters of a token request that matter.
+// authenticateRequest checks the client's secret or assertion.
+func (a *Authority) authenticateRequest(r *http.Request, req tokenRequest) (ServicePrincipal, *oauthError) {
+	if req.assertion != "" {
+		return a.authenticateAssertion(r.Context(), req.clientID, req.assertion, a.tokenEndpoint())
+	}
+	sp, err := a.authenticate(r.Context(), req.clientID, req.secret)
+	if err != nil {
+		if !errors.Is(err, errUnknownClient) && !errors.Is(err, errWrongSecret) {
+			a.log.Error("authenticating client", "client_id", req.clientID, "error", err)
+		}
+		return sp, authError(req.clientID, err)
+	}
+	return sp, nil
+}
+
+// tokenEndpoint is the URL of the token endpoint, as discovery gives it
+// and client assertions must name it (aud).
+func (a *Authority) tokenEndpoint() string {
+	return a.cfg.URL + "/" + a.state.Load().tenantID + "/oauth2/v2.0/token"
+}
+
+// tokenRequest holds the parameters of a token request that matter: a
+// secret or an assertion, never both.
 type tokenRequest struct {
-	clientID string
-	secret   string
-	scope    string
+	clientID  string
+	secret    string
+	assertion string
+	scope     string
 }
 
 // parseTokenRequest reads and checks the form of a token request. The
@@ -179,17 +201,35 @@ func parseTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, *o
 	case req.clientID == "":
 		return req, missingParameter("client_id")
 	case form.Has("client_assertion") || form.Has("client_assertion_type"):
-		return req, errAssertionUnsupported
-	}
-	req.secret = form.Get("client_secret")
-	if req.secret == "" {
-		return req, errNoClientSecret
+		if oerr := readAssertion(form, &req); oerr != nil {
+			return req, oerr
+		}
+	default:
+		if req.secret = form.Get("client_secret"); req.secret == "" {
+			return req, errNoClientSecret
+		}
 	}
 	req.scope = form.Get("scope")
 	if req.scope == "" {
 		return req, missingParameter("scope")
 	}
 	return req, nil
+}
+
+// readAssertion reads a client assertion and its type into req.
+func readAssertion(form formValues, req *tokenRequest) *oauthError {
+	switch t := form.Get("client_assertion_type"); {
+	case t == "":
+		return missingParameter("client_assertion_type")
+	case t != assertionType:
+		return invalidRequest("The parameter 'client_assertion_type' must be " + assertionType + ".")
+	case form.Has("client_secret"):
+		return invalidRequest("Give client_secret or client_assertion, not both.")
+	}
+	if req.assertion = form.Get("client_assertion"); req.assertion == "" {
+		return missingParameter("client_assertion")
+	}
+	return nil
 }
 
 // readForm parses the body of a token request, limited to maxFormBytes.

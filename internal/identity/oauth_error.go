@@ -26,8 +26,6 @@ type oauthError struct {
 var (
 	errUnsupportedGrant = &oauthError{http.StatusBadRequest, "unsupported_grant_type", 70003,
 		"The grant type is not supported; this authority serves client_credentials only."}
-	errAssertionUnsupported = &oauthError{http.StatusUnauthorized, "invalid_client", 9002313,
-		"Client assertions (certificate credentials) are not supported yet; authenticate with a client secret."}
 	errNoClientSecret = &oauthError{http.StatusUnauthorized, "invalid_client", 7000218,
 		"The request body must contain the parameter 'client_secret'."}
 	errBadSecret = &oauthError{http.StatusUnauthorized, "invalid_client", 7000215,

@@ -26,13 +26,18 @@ const (
 )
 
 // ServicePrincipal is an application identity that obtains tokens with a
-// client secret. It holds no secret material.
+// client secret or a certificate. It holds no secret material.
 type ServicePrincipal struct {
 	ObjectID    string // the oid of its tokens; access policies name it
 	ClientID    string // what the client authenticates as (appid, azp)
 	DisplayName string
 	Roles       []string // app roles, the roles claim of its tokens
 	Created     time.Time
+
+	// HasSecret says whether it has a client secret; KeyCredentials are
+	// the certificates it may sign client assertions with.
+	HasSecret      bool
+	KeyCredentials []KeyCredential
 }
 
 // principalRecord is a service principal as stored.
@@ -43,33 +48,77 @@ type principalRecord struct {
 	Roles       []string  `json:"roles,omitempty"`
 	Created     time.Time `json:"created"`
 
-	// SecretSHA256 is the SHA-256 of the client secret. The secret is 256
-	// random bits, so a fast hash is as strong as a slow KDF here: there
-	// is no dictionary to search, and stretching would only slow down
-	// every token request.
+	// SecretSHA256 is the SHA-256 of the client secret, empty when the
+	// principal has none. The secret is 256 random bits, so a fast hash
+	// is as strong as a slow KDF here: there is no dictionary to search,
+	// and stretching would only slow down every token request.
 	SecretSHA256 []byte `json:"secretSha256"`
+
+	KeyCredentials []keyCredentialRecord `json:"keyCredentials,omitempty"`
 }
 
 func (r *principalRecord) principal() ServicePrincipal {
-	return ServicePrincipal{
+	sp := ServicePrincipal{
 		ObjectID: r.ObjectID, ClientID: r.ClientID, DisplayName: r.DisplayName,
-		Roles: slices.Clone(r.Roles), Created: r.Created,
+		Roles: slices.Clone(r.Roles), Created: r.Created, HasSecret: len(r.SecretSHA256) > 0,
 	}
+	for _, k := range r.KeyCredentials {
+		sp.KeyCredentials = append(sp.KeyCredentials, k.credential())
+	}
+	return sp
 }
 
 // CreateServicePrincipal stores a new principal with random object and
 // client ids and returns it with its client secret: 32 random bytes,
 // base64url. The secret is returned only here; the store keeps its hash.
 func (a *Authority) CreateServicePrincipal(ctx context.Context, displayName string, roles []string) (ServicePrincipal, string, error) {
+	return a.NewServicePrincipal(ctx, PrincipalSpec{DisplayName: displayName, Roles: roles, Secret: true})
+}
+
+// PrincipalSpec describes a service principal to create.
+type PrincipalSpec struct {
+	DisplayName string
+	Roles       []string
+
+	// Secret asks for a client secret; Certificates (DER) are key
+	// credentials to register. A principal needs one or the other.
+	Secret       bool
+	Certificates [][]byte
+}
+
+// NewServicePrincipal stores a new principal as spec says and returns it,
+// with its client secret when spec asks for one (returned only here).
+// Bad fields and certificates are refused with ErrInvalid, and nothing
+// is stored.
+func (a *Authority) NewServicePrincipal(ctx context.Context, spec PrincipalSpec) (ServicePrincipal, string, error) {
 	if _, err := a.current(); err != nil {
 		return ServicePrincipal{}, "", fmt.Errorf("creating service principal: %w", err)
 	}
-	if err := checkPrincipalFields(displayName, roles); err != nil {
-		return ServicePrincipal{}, "", fmt.Errorf("creating service principal: %w", err)
+	if err := checkPrincipalFields(spec.DisplayName, spec.Roles); err != nil {
+		return ServicePrincipal{}, "", fmt.Errorf("creating service principal: %w: %w", err, ErrInvalid)
 	}
-	rec, secret, err := a.newPrincipalRecord(displayName, roles)
+	if !spec.Secret && len(spec.Certificates) == 0 {
+		return ServicePrincipal{}, "", fmt.Errorf("creating service principal: give it a client secret, a certificate or both: %w", ErrInvalid)
+	}
+	if len(spec.Certificates) > maxKeyCredentials {
+		return ServicePrincipal{}, "", fmt.Errorf("creating service principal: certificates: more than %d: %w", maxKeyCredentials, ErrInvalid)
+	}
+	rec, secret, err := a.newPrincipalRecord(spec.DisplayName, spec.Roles)
 	if err != nil {
 		return ServicePrincipal{}, "", fmt.Errorf("creating service principal: %w", err)
+	}
+	if !spec.Secret {
+		rec.SecretSHA256, secret = nil, ""
+	}
+	for i, der := range spec.Certificates {
+		kc, err := newKeyCredential(der, a.cfg.Now())
+		if err != nil {
+			return ServicePrincipal{}, "", fmt.Errorf("creating service principal: certificates[%d]: %w", i, err)
+		}
+		if slices.ContainsFunc(rec.KeyCredentials, func(k keyCredentialRecord) bool { return k.Thumbprint == kc.Thumbprint }) {
+			return ServicePrincipal{}, "", fmt.Errorf("creating service principal: certificates[%d]: given twice: %w", i, ErrInvalid)
+		}
+		rec.KeyCredentials = append(rec.KeyCredentials, kc)
 	}
 	err = a.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		_, err := tx.Get(bucketPrincipals, rec.ClientID)
@@ -86,8 +135,44 @@ func (a *Authority) CreateServicePrincipal(ctx context.Context, displayName stri
 		return ServicePrincipal{}, "", fmt.Errorf("creating service principal: %w", err)
 	}
 	a.log.Info("created service principal", "client_id", rec.ClientID,
-		"object_id", rec.ObjectID, "display_name", displayName)
+		"object_id", rec.ObjectID, "display_name", spec.DisplayName)
 	return rec.principal(), secret, nil
+}
+
+// ResetSecret gives the principal a new client secret, replacing any it
+// had, and returns it (only here).
+func (a *Authority) ResetSecret(ctx context.Context, clientID string) (string, error) {
+	secret, err := newSecret()
+	if err != nil {
+		return "", fmt.Errorf("resetting the secret of service principal %s: %w", clientID, err)
+	}
+	err = a.updatePrincipal(ctx, clientID, func(rec *principalRecord) error {
+		rec.SecretSHA256 = hashSecret(secret)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("resetting the secret of service principal %s: %w", clientID, err)
+	}
+	a.log.Info("reset service principal secret", "client_id", clientID)
+	return secret, nil
+}
+
+// RemoveSecret removes the principal's client secret, leaving it its
+// certificates. A principal with no certificate keeps its secret: it
+// would have no way left to sign in (ErrInvalid).
+func (a *Authority) RemoveSecret(ctx context.Context, clientID string) error {
+	err := a.updatePrincipal(ctx, clientID, func(rec *principalRecord) error {
+		if len(rec.KeyCredentials) == 0 {
+			return fmt.Errorf("the principal has no certificate, and without its secret could not sign in; add a certificate first: %w", ErrInvalid)
+		}
+		rec.SecretSHA256 = nil
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("removing the secret of service principal %s: %w", clientID, err)
+	}
+	a.log.Info("removed service principal secret", "client_id", clientID)
+	return nil
 }
 
 // newPrincipalRecord makes the record and client secret of a new principal.
@@ -100,17 +185,25 @@ func (a *Authority) newPrincipalRecord(displayName string, roles []string) (prin
 	if err != nil {
 		return principalRecord{}, "", err
 	}
-	raw := make([]byte, secretBytes)
-	if _, err := rand.Read(raw); err != nil {
-		return principalRecord{}, "", fmt.Errorf("generating client secret: %w", err)
+	secret, err := newSecret()
+	if err != nil {
+		return principalRecord{}, "", err
 	}
-	secret := base64.RawURLEncoding.EncodeToString(raw)
 	rec := principalRecord{
 		ObjectID: objectID, ClientID: clientID, DisplayName: displayName,
 		Roles: slices.Clone(roles), Created: a.cfg.Now().UTC(),
 		SecretSHA256: hashSecret(secret),
 	}
 	return rec, secret, nil
+}
+
+// newSecret makes a client secret: secretBytes random bytes, base64url.
+func newSecret() (string, error) {
+	raw := make([]byte, secretBytes)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("generating client secret: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(raw), nil
 }
 
 // checkPrincipalFields checks a new principal's display name and roles.
