@@ -26,7 +26,7 @@ func identityCommand() *cobra.Command {
 		identityNameCommand(&f, "show", "Show a managed identity", http.MethodGet),
 		identityNameCommand(&f, "delete", "Delete a managed identity and its assignments", http.MethodDelete),
 		identityAssignCommand(&f), identityUnassignCommand(&f),
-		hostCommand(&f), agentCommand(), signingKeyCommand(&f),
+		hostCommand(&f), agentCommand(), signingKeyCommand(&f), principalCommand(&f),
 	)
 	return cmd
 }

@@ -101,6 +101,9 @@ func (m *mgmt) do(ctx context.Context, method, path string, body, out any) error
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
 	}
+	if out == nil {
+		return nil // a 204, or an answer the caller does not need
+	}
 	return json.Unmarshal(b, out)
 }
 

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,14 +31,23 @@ import (
 type Credentials struct {
 	TenantID      string `json:"tenantId"`
 	ClientID      string `json:"clientId"`
-	ClientSecret  string `json:"clientSecret"`
+	ClientSecret  string `json:"clientSecret,omitempty"`
 	AuthorityHost string `json:"authorityHost"`
-	VaultURL      string `json:"vaultUrl"`
-	CAFile        string `json:"caFile,omitempty"`
+
+	// ClientCertificate is the path of a PEM file holding the
+	// certificate and private key the principal signs in with, instead
+	// of a secret; a relative path is taken from the credentials file's
+	// folder.
+	ClientCertificate string `json:"clientCertificate,omitempty"`
+	VaultURL          string `json:"vaultUrl"`
+	CAFile            string `json:"caFile,omitempty"`
 }
 
 // String hides the client secret.
 func (c Credentials) String() string {
+	if c.ClientCertificate != "" {
+		return "client " + c.ClientID + " in tenant " + c.TenantID + " (certificate " + c.ClientCertificate + ")"
+	}
 	return "client " + c.ClientID + " in tenant " + c.TenantID + " (secret redacted)"
 }
 
@@ -52,10 +62,18 @@ func Load(path string) (Credentials, error) {
 		return c, fmt.Errorf("reading credentials %s: not valid JSON", path)
 	}
 	for field, v := range map[string]string{"tenantId": c.TenantID, "clientId": c.ClientID,
-		"clientSecret": c.ClientSecret, "authorityHost": c.AuthorityHost} {
+		"authorityHost": c.AuthorityHost} {
 		if v == "" {
 			return c, fmt.Errorf("reading credentials %s: %s is missing", path, field)
 		}
+	}
+	switch {
+	case c.ClientSecret == "" && c.ClientCertificate == "":
+		return c, fmt.Errorf("reading credentials %s: give clientSecret or clientCertificate", path)
+	case c.ClientSecret != "" && c.ClientCertificate != "":
+		return c, fmt.Errorf("reading credentials %s: give clientSecret or clientCertificate, not both", path)
+	case c.ClientCertificate != "" && !filepath.IsAbs(c.ClientCertificate):
+		c.ClientCertificate = filepath.Join(filepath.Dir(path), c.ClientCertificate)
 	}
 	return c, nil
 }
@@ -85,14 +103,30 @@ func Transport(caFile string) (*http.Client, error) {
 // authority through hc. Instance discovery is off: it would ask
 // Microsoft's hosts about an authority they do not know.
 func (c Credentials) Credential(hc *http.Client) (azcore.TokenCredential, error) {
+	opts := azcore.ClientOptions{
+		Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: c.AuthorityHost},
+		Transport: hc,
+	}
+	if c.ClientCertificate != "" {
+		return c.certificateCredential(opts)
+	}
 	return azidentity.NewClientSecretCredential(c.TenantID, c.ClientID, c.ClientSecret,
-		&azidentity.ClientSecretCredentialOptions{
-			ClientOptions: azcore.ClientOptions{
-				Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: c.AuthorityHost},
-				Transport: hc,
-			},
-			DisableInstanceDiscovery: true,
-		})
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: true})
+}
+
+// certificateCredential signs in with the certificate and key in the
+// PEM file c.ClientCertificate.
+func (c Credentials) certificateCredential(opts azcore.ClientOptions) (azcore.TokenCredential, error) {
+	b, err := os.ReadFile(c.ClientCertificate)
+	if err != nil {
+		return nil, fmt.Errorf("reading clientCertificate: %w", err)
+	}
+	certs, key, err := azidentity.ParseCertificates(b, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading clientCertificate %s: %w", c.ClientCertificate, err)
+	}
+	return azidentity.NewClientCertificateCredential(c.TenantID, c.ClientID, certs, key,
+		&azidentity.ClientCertificateCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: true})
 }
 
 // Secrets returns an azsecrets client for vaultURL (c.VaultURL when empty).

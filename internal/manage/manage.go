@@ -26,6 +26,14 @@
 //	DELETE /management/hosts/{host}                               delete a host
 //	GET    /management/signingKeys                                the authority's token signing keys
 //	POST   /management/signingKeys/rotate                         add a signing key; retire expired ones
+//	GET    /management/servicePrincipals                          all service principals
+//	POST   /management/servicePrincipals                          create one, with a secret or certificates
+//	GET    /management/servicePrincipals/{appId}                  one service principal
+//	DELETE /management/servicePrincipals/{appId}                  delete it
+//	POST   /management/servicePrincipals/{appId}/keyCredentials   register a certificate
+//	DELETE /management/servicePrincipals/{appId}/keyCredentials/{thumbprint}
+//	POST   /management/servicePrincipals/{appId}/secret           a new client secret
+//	DELETE /management/servicePrincipals/{appId}/secret           remove the secret
 //	GET    /management/snapshot                                   a consistent copy of the embedded database
 //
 // Bodies are Azure's where Azure has one ({"properties": {...}}); see the
@@ -152,6 +160,14 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		{"GET /management/signingKeys", "SigningKeyList", h.listSigningKeys},
 		{"POST /management/signingKeys/rotate", "SigningKeyRotate", h.rotateSigningKey},
 		{"GET /management/snapshot", "ServerSnapshot", h.snapshot},
+		{"GET /management/servicePrincipals", "ServicePrincipalList", h.listPrincipals},
+		{"POST /management/servicePrincipals", "ServicePrincipalCreate", h.createPrincipal},
+		{"GET /management/servicePrincipals/{principal}", "ServicePrincipalGet", h.getPrincipal},
+		{"DELETE /management/servicePrincipals/{principal}", "ServicePrincipalDelete", h.deletePrincipal},
+		{"POST /management/servicePrincipals/{principal}/keyCredentials", "ServicePrincipalKeyCredentialAdd", h.addKeyCredential},
+		{"DELETE /management/servicePrincipals/{principal}/keyCredentials/{thumbprint}", "ServicePrincipalKeyCredentialRemove", h.removeKeyCredential},
+		{"POST /management/servicePrincipals/{principal}/secret", "ServicePrincipalSecretReset", h.resetSecret},
+		{"DELETE /management/servicePrincipals/{principal}/secret", "ServicePrincipalSecretRemove", h.removeSecret},
 	}
 	for _, rt := range routes {
 		mux.Handle(rt.pattern, h.admin(rt.operation, rt.fn))
@@ -234,7 +250,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, caller authz.Prin
 	case errors.Is(err, vault.ErrBadParameter), errors.Is(err, identity.ErrInvalid):
 		status, code, msg = http.StatusBadRequest, "BadRequest", err.Error()
 	case errors.Is(err, vault.ErrNotFound), errors.Is(err, identity.ErrIdentityNotFound),
-		errors.Is(err, identity.ErrHostNotFound):
+		errors.Is(err, identity.ErrHostNotFound), errors.Is(err, identity.ErrPrincipalNotFound),
+		errors.Is(err, identity.ErrKeyCredentialNotFound):
 		status, code, msg = http.StatusNotFound, "NotFound", err.Error()
 	case errors.Is(err, vault.ErrConflict), errors.Is(err, identity.ErrIdentityExists):
 		status, code, msg = http.StatusConflict, "Conflict", err.Error()
