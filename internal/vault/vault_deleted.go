@@ -68,12 +68,16 @@ func (s *Service) DeleteVault(ctx context.Context, name string) (*DeletedVault, 
 }
 
 // DeletedVault returns the soft-deleted vault called name; a name that is
-// not a deleted vault's is ErrNotFound.
+// not a deleted vault's, a live vault's included, is ErrNotFound.
 func (s *Service) DeletedVault(ctx context.Context, name string) (*DeletedVault, error) {
+	name = strings.ToLower(name)
 	var out *DeletedVault
 	err := s.store.View(ctx, func(tx store.Tx) error {
 		var err error
-		out, err = loadDeletedOrExplain(tx, strings.ToLower(name))
+		out, err = loadDeletedOrExplain(tx, name)
+		if errors.Is(err, ErrConflict) {
+			return errorf(ErrNotFound, "deleted vault %s not found: vault %s is not deleted", name, name)
+		}
 		return err
 	})
 	return out, err
