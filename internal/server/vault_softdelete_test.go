@@ -221,8 +221,13 @@ func TestVaultPurgeProtection(t *testing.T) {
 	if _, err := team.SetSecret(ctx, "db", azsecrets.SetSecretParameters{Value: to.Ptr("v")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := team.DeleteSecret(ctx, "db", nil); err != nil {
+	d, err := team.DeleteSecret(ctx, "db", nil)
+	if err != nil {
 		t.Fatal(err)
+	}
+	// Key Vault's word for 7 days' retention that cannot be cut short.
+	if level := deref((*string)(d.Attributes.RecoveryLevel)); level != "CustomizedRecoverable" {
+		t.Errorf("recoveryLevel %q under purge protection, want CustomizedRecoverable", level)
 	}
 
 	// Refused: an early purge of a deleted secret, turning protection off.

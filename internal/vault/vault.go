@@ -131,6 +131,21 @@ type Vault struct {
 	Updated time.Time `json:"updated"`
 }
 
+// RecoveryLevel is what soft delete amounts to in v, in the terms of Key
+// Vault's DeletionRecoveryLevel: recoverable, "Customized" when the
+// retention is under 90 days, and "+Purgeable" unless purge protection
+// forbids early purges.
+func (v *Vault) RecoveryLevel() string {
+	level := "Recoverable"
+	if v.Retention() < MaxRetentionDays*24*time.Hour {
+		level = "CustomizedRecoverable"
+	}
+	if !v.EnablePurgeProtection {
+		level += "+Purgeable"
+	}
+	return level
+}
+
 // Retention is how long soft-deleted objects of v are kept.
 func (v *Vault) Retention() time.Duration {
 	days := v.SoftDeleteRetentionInDays
