@@ -249,6 +249,8 @@ func TestVaultBadInput(t *testing.T) {
 		{"unknown role", "POST", "/vaults/default/roleAssignments", map[string]any{"properties": map[string]any{"roleDefinitionId": "Key Vault Administrator", "principalId": "x"}}, "properties.roleDefinitionId"},
 		{"role without principal", "POST", "/vaults/default/roleAssignments", map[string]any{"properties": map[string]any{"roleDefinitionId": "Key Vault Secrets User"}}, "properties.principalId"},
 		{"trailing data", "PATCH", "/vaults/default", "{}x", "body"},
+		{"empty tag name", "PATCH", "/vaults/default", map[string]any{"tags": map[string]any{"": "x"}}, "tags"},
+		{"purge protection off", "PATCH", "/vaults/default", map[string]any{"properties": map[string]any{"enablePurgeProtection": "no"}}, "enablePurgeProtection"},
 		{"bad vault name", "PUT", "/vaults/a--b", map[string]any{}, "vault name"},
 		{"vault name too long", "PUT", "/vaults/" + strings.Repeat("v", 25), map[string]any{}, "vault name"},
 	} {
