@@ -144,6 +144,60 @@ func TestVaultCommands(t *testing.T) {
 	if len(list) != 1 || list[0].Name != "default" {
 		t.Errorf("list after delete: %+v", list)
 	}
+
+	// Soft-deleted: listed, shown, recovered whole, deleted and purged.
+	var deleted []deletedVaultDoc
+	decode(t, mustRun(t, "vault", "deleted", "list", creds), &deleted)
+	if len(deleted) != 1 || deleted[0].Name != "team" || deleted[0].Type != "Microsoft.KeyVault/deletedVaults" ||
+		!deleted[0].Properties.ScheduledPurgeDate.Equal(deleted[0].Properties.DeletionDate.Add(30*24*time.Hour)) {
+		t.Errorf("deleted list printed %+v", deleted)
+	}
+	var d deletedVaultDoc
+	decode(t, mustRun(t, "vault", "deleted", "show", creds, "team"), &d)
+	if d.Properties.VaultID != "/management/vaults/team" {
+		t.Errorf("deleted show printed %+v", d)
+	}
+	if _, err := run(t, "vault", "create", creds, "--name", "team"); err == nil ||
+		!strings.Contains(err.Error(), "409") || !strings.Contains(err.Error(), "keygate vault recover team") {
+		t.Errorf("create over a deleted vault: %v", err)
+	}
+	if _, err := run(t, "vault", "recover", creds); err == nil || !strings.Contains(err.Error(), "name the vault") {
+		t.Errorf("recover without a name: %v", err)
+	}
+	decode(t, mustRun(t, "vault", "recover", creds, "team"), &v)
+	if v.Name != "team" || len(v.Properties.NetworkACLs.IPRules) != 1 || findPolicy(v, oid) == nil {
+		t.Errorf("recover printed %+v", v)
+	}
+	decode(t, mustRun(t, "vault", "update", creds, "--name", "team", "--enable-purge-protection"), &v)
+	if !v.Properties.EnablePurgeProtection {
+		t.Errorf("update --enable-purge-protection printed %+v", v.Properties)
+	}
+	mustRun(t, "vault", "delete", creds, "--name", "team")
+	if _, err := run(t, "vault", "deleted", "purge", creds, "team"); err == nil || !strings.Contains(err.Error(), "purge protection") {
+		t.Errorf("purge of a protected vault: %v", err)
+	}
+	if _, err := run(t, "vault", "deleted", "purge", creds, "nosuch"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("purge of an unknown vault: %v", err)
+	}
+	mustRun(t, "vault", "create", creds, "--name", "scratch")
+	mustRun(t, "vault", "delete", creds, "--name", "scratch")
+	mustRun(t, "vault", "deleted", "purge", creds, "--name", "scratch")
+	decode(t, mustRun(t, "vault", "deleted", "list", creds), &deleted)
+	if len(deleted) != 1 || deleted[0].Name != "team" {
+		t.Errorf("deleted list after purging scratch: %+v", deleted)
+	}
+	mustRun(t, "vault", "create", creds, "--name", "scratch")
+}
+
+// deletedVaultDoc is a deleted vault as the management API returns it.
+type deletedVaultDoc struct {
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	Properties struct {
+		VaultID            string    `json:"vaultId"`
+		DeletionDate       time.Time `json:"deletionDate"`
+		ScheduledPurgeDate time.Time `json:"scheduledPurgeDate"`
+	} `json:"properties"`
 }
 
 // waitForEnv waits for an agent's environment file and returns its

@@ -26,6 +26,7 @@ func vaultCommand() *cobra.Command {
 		setPolicyCommand(&f, &vaultName), deletePolicyCommand(&f, &vaultName),
 		vaultCreateCommand(&f, &vaultName), vaultUpdateCommand(&f, &vaultName),
 		vaultListCommand(&f), vaultDeleteCommand(&f, &vaultName),
+		vaultRecoverCommand(&f, &vaultName), deletedVaultCommand(&f, &vaultName),
 		assignRoleCommand(&f, &vaultName), networkRuleCommand(&f, &vaultName),
 		vaultSnapshotCommand(&f))
 	return cmd
@@ -71,6 +72,7 @@ type vaultDoc struct {
 		EnabledForTemplateDeployment bool                 `json:"enabledForTemplateDeployment"`
 		NetworkACLs                  authz.NetworkACLs    `json:"networkAcls"`
 		VaultURI                     string               `json:"vaultUri"`
+		EnablePurgeProtection        bool                 `json:"enablePurgeProtection"`
 	} `json:"properties"`
 }
 

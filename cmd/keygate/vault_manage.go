@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,10 +21,11 @@ func vaultPath(name string) string {
 // propertyFlags are the vault properties create and update set; only the
 // flags given are sent.
 type propertyFlags struct {
-	retentionDays  int
-	templateDeploy bool
-	defaultAction  string
-	bypass         string
+	retentionDays   int
+	templateDeploy  bool
+	defaultAction   string
+	bypass          string
+	purgeProtection bool
 }
 
 func (p *propertyFlags) register(cmd *cobra.Command) {
@@ -32,6 +34,8 @@ func (p *propertyFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&p.templateDeploy, "enabled-for-template-deployment", false, "set enabledForTemplateDeployment")
 	fl.StringVar(&p.defaultAction, "default-action", "", "network rules' default action: Allow or Deny")
 	fl.StringVar(&p.bypass, "bypass", "", "network rules' bypass: AzureServices (keygate's own services) or None")
+	fl.BoolVar(&p.purgeProtection, "enable-purge-protection", false,
+		"refuse purges before the scheduled purge date; once on, it cannot be turned off")
 }
 
 // body returns the vault request with the properties whose flags were
@@ -44,6 +48,9 @@ func (p *propertyFlags) body(cmd *cobra.Command, acls authz.NetworkACLs) map[str
 	}
 	if fl.Changed("enabled-for-template-deployment") {
 		props["enabledForTemplateDeployment"] = p.templateDeploy
+	}
+	if fl.Changed("enable-purge-protection") {
+		props["enablePurgeProtection"] = p.purgeProtection
 	}
 	if fl.Changed("default-action") || fl.Changed("bypass") {
 		if fl.Changed("default-action") {
@@ -133,12 +140,81 @@ func vaultListCommand(f *clientFlags) *cobra.Command {
 func vaultDeleteCommand(f *clientFlags, name *string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete",
-		Short: "Delete a vault and everything in it, for good",
+		Short: "Soft-delete a vault: it serves nothing, and is recoverable until its scheduled purge date",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return f.call(cmd, http.MethodDelete, vaultPath(*name), nil)
 		},
 	}
+}
+
+// deletedVaultPath is the management path of the deleted vault called
+// name.
+func deletedVaultPath(name string) string {
+	return "/management/deletedVaults/" + url.PathEscape(strings.ToLower(name))
+}
+
+// namedVault is the vault a command about deleted vaults acts on: its
+// argument, or --name. The default --name is no use here, since the
+// default vault cannot be deleted, so one of the two is required.
+func namedVault(cmd *cobra.Command, args []string, name *string) (string, error) {
+	switch {
+	case len(args) == 1:
+		return args[0], nil
+	case cmd.Flags().Changed("name"):
+		return *name, nil
+	}
+	return "", fmt.Errorf("name the vault: %s NAME", cmd.CommandPath())
+}
+
+func vaultRecoverCommand(f *clientFlags, name *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "recover NAME",
+		Short: "Recover a deleted vault with everything it had, as createMode recover",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := namedVault(cmd, args, name)
+			if err != nil {
+				return err
+			}
+			body := map[string]any{"properties": map[string]any{"createMode": "recover"}}
+			return f.call(cmd, http.MethodPut, vaultPath(n), body)
+		},
+	}
+}
+
+func deletedVaultCommand(f *clientFlags, name *string) *cobra.Command {
+	cmd := &cobra.Command{Use: "deleted", Short: "List, show and purge soft-deleted vaults"}
+	list := &cobra.Command{
+		Use: "list", Short: "List deleted vaults with their scheduled purge dates", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return f.callList(cmd, "/management/deletedVaults")
+		},
+	}
+	show := &cobra.Command{
+		Use: "show NAME", Short: "Show a deleted vault", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := namedVault(cmd, args, name)
+			if err != nil {
+				return err
+			}
+			return f.call(cmd, http.MethodGet, deletedVaultPath(n), nil)
+		},
+	}
+	purge := &cobra.Command{
+		Use:   "purge NAME",
+		Short: "Remove a deleted vault and everything in it for good, freeing its name",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := namedVault(cmd, args, name)
+			if err != nil {
+				return err
+			}
+			return f.call(cmd, http.MethodPost, deletedVaultPath(n)+"/purge", nil)
+		},
+	}
+	cmd.AddCommand(list, show, purge)
+	return cmd
 }
 
 func assignRoleCommand(f *clientFlags, name *string) *cobra.Command {

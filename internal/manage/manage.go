@@ -9,11 +9,14 @@
 //	GET    /management/vaults/{vault}                             one vault
 //	PUT    /management/vaults/{vault}                             create, or update the properties given
 //	PATCH  /management/vaults/{vault}                             update the properties given
-//	DELETE /management/vaults/{vault}                             delete a vault and everything in it
+//	DELETE /management/vaults/{vault}                             soft-delete a vault (recover with PUT, createMode recover)
 //	PUT    /management/vaults/{vault}/accessPolicies/{operation}  add, replace or remove
 //	POST   /management/vaults/{vault}/roleAssignments             grant an Azure role's shorthand
 //	GET    /management/vaults/{vault}/networkRules                the vault's networkAcls
 //	POST   /management/vaults/{vault}/networkRules/{operation}    add or remove IP rules
+//	GET    /management/deletedVaults                              all soft-deleted vaults
+//	GET    /management/deletedVaults/{vault}                      one soft-deleted vault
+//	POST   /management/deletedVaults/{vault}/purge                remove a deleted vault and its data for good
 //	GET    /management/identities                                 all managed identities
 //	GET    /management/identities/{identity}                      one identity
 //	PUT    /management/identities/{identity}                      create an identity
@@ -147,6 +150,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		{"POST /management/vaults/{vault}/roleAssignments", "VaultRoleAssignmentCreate", h.assignRole},
 		{"GET /management/vaults/{vault}/networkRules", "VaultNetworkRuleList", h.listNetworkRules},
 		{"POST /management/vaults/{vault}/networkRules/{operation}", "VaultNetworkRuleUpdate", h.updateNetworkRules},
+		{"GET /management/deletedVaults", "DeletedVaultList", h.listDeletedVaults},
+		{"GET /management/deletedVaults/{vault}", "DeletedVaultGet", h.getDeletedVault},
+		{"POST /management/deletedVaults/{vault}/purge", "DeletedVaultPurge", h.purgeDeletedVault},
 		{"GET /management/identities", "IdentityList", h.listIdentities},
 		{"GET /management/identities/{identity}", "IdentityGet", h.getIdentity},
 		{"PUT /management/identities/{identity}", "IdentityCreate", h.putIdentity},
@@ -253,6 +259,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, caller authz.Prin
 		errors.Is(err, identity.ErrHostNotFound), errors.Is(err, identity.ErrPrincipalNotFound),
 		errors.Is(err, identity.ErrKeyCredentialNotFound):
 		status, code, msg = http.StatusNotFound, "NotFound", err.Error()
+	case errors.Is(err, vault.ErrDeletedVaultExists):
+		// Azure's code for a name held by a deleted vault.
+		status, code, msg = http.StatusConflict, "ConflictError", err.Error()
+	case errors.Is(err, vault.ErrPurgeProtected):
+		status, code, msg = http.StatusForbidden, "Forbidden", err.Error()
 	case errors.Is(err, vault.ErrConflict), errors.Is(err, identity.ErrIdentityExists):
 		status, code, msg = http.StatusConflict, "Conflict", err.Error()
 	default:

@@ -9,11 +9,15 @@ import (
 	"github.com/keygate/keygate/internal/vault"
 )
 
-// vaultJSON is a vault as Azure's resource shows it.
+// vaultJSON is a vault as Azure's resource shows it. Its id is its path
+// in the management API.
 type vaultJSON struct {
-	Name       string          `json:"name"`
-	Type       string          `json:"type"`
-	Properties vaultProperties `json:"properties"`
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Type       string            `json:"type"`
+	Location   string            `json:"location,omitempty"`
+	Tags       map[string]string `json:"tags"`
+	Properties vaultProperties   `json:"properties"`
 }
 
 // vaultProperties are a vault's properties as Azure names them.
@@ -25,6 +29,18 @@ type vaultProperties struct {
 	SoftDeleteRetentionInDays    int                  `json:"softDeleteRetentionInDays"`
 	EnabledForTemplateDeployment bool                 `json:"enabledForTemplateDeployment"`
 	NetworkACLs                  authz.NetworkACLs    `json:"networkAcls"`
+	EnablePurgeProtection        bool                 `json:"enablePurgeProtection"`
+}
+
+// vaultID is the id of the vault called name: its management path.
+func vaultID(name string) string { return "/management/vaults/" + name }
+
+// tagsOrEmpty shows absent tags as {}, as Azure does.
+func tagsOrEmpty(tags map[string]string) map[string]string {
+	if tags == nil {
+		return map[string]string{}
+	}
+	return tags
 }
 
 func (h *Handler) toJSON(v *vault.Vault) vaultJSON {
@@ -40,8 +56,11 @@ func (h *Handler) toJSON(v *vault.Vault) vaultJSON {
 		acls.IPRules = []authz.IPRule{}
 	}
 	return vaultJSON{
-		Name: v.Name,
-		Type: "Microsoft.KeyVault/vaults",
+		ID:       vaultID(v.Name),
+		Name:     v.Name,
+		Type:     "Microsoft.KeyVault/vaults",
+		Location: v.Location,
+		Tags:     tagsOrEmpty(v.Tags),
 		Properties: vaultProperties{
 			TenantID:                     v.TenantID,
 			VaultURI:                     h.vaultURL(v.Name),
@@ -50,6 +69,7 @@ func (h *Handler) toJSON(v *vault.Vault) vaultJSON {
 			SoftDeleteRetentionInDays:    v.SoftDeleteRetentionInDays,
 			EnabledForTemplateDeployment: v.EnabledForTemplateDeployment,
 			NetworkACLs:                  acls,
+			EnablePurgeProtection:        v.EnablePurgeProtection,
 		},
 	}
 }
@@ -85,9 +105,10 @@ func (h *Handler) getVault(w http.ResponseWriter, r *http.Request, _ *request) e
 }
 
 // vaultRequest is Azure's VaultCreateOrUpdateParameters and
-// VaultPatchParameters, with the properties keygate has. location, tags
-// and sku are accepted so that bodies written for Azure work, and
-// ignored.
+// VaultPatchParameters, with the properties keygate has. location and
+// tags are kept for the caller's bookkeeping; sku is accepted so that
+// bodies written for Azure work, and ignored. createMode recover brings a
+// deleted vault back.
 type vaultRequest struct {
 	Location   string            `json:"location"`
 	Tags       map[string]string `json:"tags"`
@@ -99,6 +120,8 @@ type vaultRequest struct {
 		SoftDeleteRetentionInDays    *int                           `json:"softDeleteRetentionInDays"`
 		EnabledForTemplateDeployment *bool                          `json:"enabledForTemplateDeployment"`
 		NetworkACLs                  *authz.NetworkACLs             `json:"networkAcls"`
+		EnablePurgeProtection        *bool                          `json:"enablePurgeProtection"`
+		CreateMode                   string                         `json:"createMode"`
 	} `json:"properties"`
 }
 
@@ -116,12 +139,24 @@ func (h *Handler) properties(req *vaultRequest) (vault.VaultProperties, error) {
 		SoftDeleteRetentionInDays:    p.SoftDeleteRetentionInDays,
 		EnabledForTemplateDeployment: p.EnabledForTemplateDeployment,
 		NetworkACLs:                  p.NetworkACLs,
+		EnablePurgeProtection:        p.EnablePurgeProtection,
+		Location:                     &req.Location,
+		Tags:                         tagsOrNil(req.Tags),
 	}, nil
+}
+
+// tagsOrNil is nil for tags the request left out, so that they are kept.
+func tagsOrNil(tags map[string]string) *map[string]string {
+	if tags == nil {
+		return nil
+	}
+	return &tags
 }
 
 // putVault creates the vault (201), or updates the properties the body
 // gives on an existing one (200). Without a body it creates a vault with
-// Azure's defaults.
+// Azure's defaults. With properties.createMode recover it recovers the
+// deleted vault of that name (200) and sets the properties given.
 func (h *Handler) putVault(w http.ResponseWriter, r *http.Request, req *request) error {
 	var body vaultRequest
 	if err := decodeOptional(w, r, &body); err != nil {
@@ -132,6 +167,14 @@ func (h *Handler) putVault(w http.ResponseWriter, r *http.Request, req *request)
 		return err
 	}
 	name := vaultName(r)
+	switch strings.ToLower(body.Properties.CreateMode) {
+	case "", "default":
+	case "recover":
+		req.rec.Operation = "VaultRecover"
+		return h.recoverVault(w, r, req, name, p)
+	default:
+		return badRequest("properties.createMode: %q is not one of default, recover", truncate(body.Properties.CreateMode, 40))
+	}
 	if _, err := h.vaults.Vault(r.Context(), name); err == nil {
 		return h.updateVault(w, r, req, name, p)
 	}
@@ -169,17 +212,16 @@ func (h *Handler) updateVault(w http.ResponseWriter, r *http.Request, req *reque
 	return nil
 }
 
+// deleteVault soft-deletes the vault and answers with it as it was.
 func (h *Handler) deleteVault(w http.ResponseWriter, r *http.Request, req *request) error {
 	name := vaultName(r)
-	v, err := h.vaults.Vault(r.Context(), name)
+	d, err := h.vaults.DeleteVault(r.Context(), name)
 	if err != nil {
 		return err
 	}
-	if err := h.vaults.DeleteVault(r.Context(), name); err != nil {
-		return err
-	}
-	h.log.Info("vault deleted", "vault", name, "by", req.caller.ObjectID)
-	writeJSON(w, http.StatusOK, h.toJSON(v))
+	h.log.Info("vault deleted", "vault", name, "scheduled_purge_date", d.ScheduledPurgeDate,
+		"by", req.caller.ObjectID)
+	writeJSON(w, http.StatusOK, h.toJSON(&d.Vault))
 	return nil
 }
 

@@ -162,12 +162,14 @@ func TestVaultLifecycle(t *testing.T) {
 		}
 	}
 
-	// Delete: everything in it goes, and a new vault of that name is empty.
+	// Delete and purge: everything in it goes, and a new vault of that
+	// name is empty. (vault_softdelete_test.go tests what comes between.)
 	tv.mustManage(http.StatusOK, "DELETE", "/vaults/team", nil)
 	tv.mustManage(http.StatusNotFound, "GET", "/vaults/team", nil)
 	if _, err := team.GetSecret(ctx, "x", "", nil); statusOf(err) != http.StatusNotFound || codeOf(err) != "VaultNotFound" {
 		t.Errorf("data plane of a deleted vault: %v", err)
 	}
+	tv.mustManage(http.StatusOK, "POST", "/deletedVaults/team/purge", nil)
 	tv.mustManage(http.StatusCreated, "PUT", "/vaults/team", map[string]any{"properties": map[string]any{
 		"accessPolicies": []any{map[string]any{"tenantId": tv.creds.TenantID, "objectId": adminOID,
 			"permissions": map[string]any{"secrets": []string{"all"}, "certificates": []string{"all"}}}},
@@ -181,7 +183,7 @@ func TestVaultLifecycle(t *testing.T) {
 	tv.mustManage(http.StatusBadRequest, "DELETE", "/vaults/default", nil)
 
 	// Every change is audited, with the administrator as caller.
-	for _, op := range []string{"VaultPut", "VaultPatch", "VaultDelete"} {
+	for _, op := range []string{"VaultPut", "VaultPatch", "VaultDelete", "DeletedVaultPurge"} {
 		rec := tv.mustFindAudit(op, func(r audit.Record) bool {
 			return r.Source == audit.SourceManagement && r.Operation == op
 		})
@@ -247,6 +249,8 @@ func TestVaultBadInput(t *testing.T) {
 		{"unknown role", "POST", "/vaults/default/roleAssignments", map[string]any{"properties": map[string]any{"roleDefinitionId": "Key Vault Administrator", "principalId": "x"}}, "properties.roleDefinitionId"},
 		{"role without principal", "POST", "/vaults/default/roleAssignments", map[string]any{"properties": map[string]any{"roleDefinitionId": "Key Vault Secrets User"}}, "properties.principalId"},
 		{"trailing data", "PATCH", "/vaults/default", "{}x", "body"},
+		{"empty tag name", "PATCH", "/vaults/default", map[string]any{"tags": map[string]any{"": "x"}}, "tags"},
+		{"purge protection off", "PATCH", "/vaults/default", map[string]any{"properties": map[string]any{"enablePurgeProtection": "no"}}, "enablePurgeProtection"},
 		{"bad vault name", "PUT", "/vaults/a--b", map[string]any{}, "vault name"},
 		{"vault name too long", "PUT", "/vaults/" + strings.Repeat("v", 25), map[string]any{}, "vault name"},
 	} {

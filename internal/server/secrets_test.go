@@ -356,8 +356,13 @@ func TestBackupRestore(t *testing.T) {
 // value, so tests can prove that a refused request changed nothing.
 func snapshot(t *testing.T, tv *testVault) map[string]string {
 	t.Helper()
+	return snapshotOf(t, tv.secrets)
+}
+
+// snapshotOf is snapshot of the vault c addresses.
+func snapshotOf(t *testing.T, c *azsecrets.Client) map[string]string {
+	t.Helper()
 	ctx := ctxT(t)
-	c := tv.secrets
 	out := map[string]string{}
 	pager := c.NewListSecretPropertiesPager(nil)
 	for pager.More() {
@@ -373,7 +378,7 @@ func snapshot(t *testing.T, tv *testVault) map[string]string {
 					t.Fatal(err)
 				}
 				for _, v := range vpage.Value {
-					out[p.ID.Name()+"/"+v.ID.Version()] = describeVersion(t, tv, p.ID.Name(), v)
+					out[p.ID.Name()+"/"+v.ID.Version()] = describeVersion(t, c, p.ID.Name(), v)
 				}
 			}
 		}
@@ -384,11 +389,11 @@ func snapshot(t *testing.T, tv *testVault) map[string]string {
 	return out
 }
 
-func describeVersion(t *testing.T, tv *testVault, name string, p *azsecrets.SecretProperties) string {
+func describeVersion(t *testing.T, c *azsecrets.Client, name string, p *azsecrets.SecretProperties) string {
 	a := p.Attributes
 	desc := fmt.Sprintf("enabled=%v ct=%v tags=%v created=%v updated=%v", *a.Enabled, deref(p.ContentType), tagValues(p.Tags), a.Created.Unix(), a.Updated.Unix())
 	if *a.Enabled {
-		s, err := tv.secrets.GetSecret(ctxT(t), name, p.ID.Version(), nil)
+		s, err := c.GetSecret(ctxT(t), name, p.ID.Version(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

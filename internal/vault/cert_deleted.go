@@ -167,17 +167,21 @@ func (s *Service) RecoverCertificate(ctx context.Context, vault, name string) (C
 // PurgeCertificate permanently removes a soft-deleted certificate, every
 // version of it, its secret and its key.
 func (s *Service) PurgeCertificate(ctx context.Context, vault, name string) error {
-	if _, err := s.Vault(ctx, vault); err != nil {
+	v, err := s.Vault(ctx, vault)
+	if err != nil {
 		return err
 	}
 	now := s.now().UTC()
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err = s.store.Update(ctx, func(tx store.Tx) error {
 		head, err := loadCertHead(tx, vault, name)
 		if err != nil {
 			return err
 		}
 		if head.Deleted == nil {
 			return errorf(ErrNotFound, "deleted certificate %s not found", head.Name)
+		}
+		if err := purgeProtected(v, "certificate", head.Name, head.Deleted, now); err != nil {
+			return err
 		}
 		return purgeCertificate(tx, vault, head, now)
 	})

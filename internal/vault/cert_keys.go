@@ -20,6 +20,7 @@ type CertificateKey struct {
 	// Exportable says whether the private key is in the secret.
 	Exportable      bool
 	RecoverableDays int
+	RecoveryLevel   string
 }
 
 // GetCertificateKey returns the public key of a certificate version (the
@@ -49,7 +50,8 @@ func (s *Service) GetCertificateKey(ctx context.Context, vault, name, version st
 		}
 		p := rec.properties(head.Name, v)
 		out = CertificateKey{Name: head.Name, Version: rec.Version, JWK: jwk, Attributes: p.Attributes,
-			Tags: rec.Tags, Exportable: rec.Exportable, RecoverableDays: p.RecoverableDays}
+			Tags: rec.Tags, Exportable: rec.Exportable, RecoverableDays: p.RecoverableDays,
+			RecoveryLevel: p.RecoveryLevel}
 		return nil
 	})
 	return out, err

@@ -27,6 +27,7 @@ type CertificateProperties struct {
 	Thumbprint []byte
 
 	RecoverableDays int
+	RecoveryLevel   string
 }
 
 // Certificate is one version of a certificate with its DER, the content
@@ -568,6 +569,7 @@ func (r *certVersion) properties(name string, v *Vault) CertificateProperties {
 		Tags:            r.Tags,
 		Thumbprint:      leafSum,
 		RecoverableDays: int(v.Retention() / (24 * time.Hour)),
+		RecoveryLevel:   v.RecoveryLevel(),
 	}
 }
 

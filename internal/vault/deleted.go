@@ -121,10 +121,12 @@ func (s *Service) RecoverSecret(ctx context.Context, vault, name string) (Secret
 // PurgeSecret permanently removes the soft-deleted secret called name and
 // every version of it.
 func (s *Service) PurgeSecret(ctx context.Context, vault, name string) error {
-	if _, err := s.Vault(ctx, vault); err != nil {
+	v, err := s.Vault(ctx, vault)
+	if err != nil {
 		return err
 	}
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	now := s.now().UTC()
+	err = s.store.Update(ctx, func(tx store.Tx) error {
 		head, err := loadSecretHead(tx, vault, name)
 		if err != nil {
 			return err
@@ -135,10 +137,13 @@ func (s *Service) PurgeSecret(ctx context.Context, vault, name string) error {
 		if head.Managed {
 			return managedSecret("purge")
 		}
+		if err := purgeProtected(v, "secret", head.Name, head.Deleted, now); err != nil {
+			return err
+		}
 		if err := purgeSecret(tx, vault, head); err != nil {
 			return err
 		}
-		return recordEvent(tx, vault, Event{Time: s.now().UTC(), Type: EventPurged, Kind: KindSecret, Name: head.Name})
+		return recordEvent(tx, vault, Event{Time: now, Type: EventPurged, Kind: KindSecret, Name: head.Name})
 	})
 	if err == nil {
 		s.notifyEvents(ctx, vault)
@@ -225,6 +230,16 @@ func purgeOne(tx store.Tx, vault, key string, now time.Time) error {
 	return recordEvent(tx, vault, Event{Time: now, Type: EventPurged, Kind: KindSecret, Name: head.Name})
 }
 
+// purgeProtected refuses to purge a deleted object of v early when v has
+// purge protection on; the purger still removes it when its date comes.
+func purgeProtected(v *Vault, kind, name string, d *deletion, now time.Time) error {
+	if !v.EnablePurgeProtection || !now.Before(d.ScheduledPurge) {
+		return nil
+	}
+	return errorf(ErrPurgeProtected, "Operation \"purge\" is not allowed because purge protection is enabled for vault %s: deleted %s %s is purged automatically on its scheduled purge date, %s",
+		v.Name, kind, name, d.ScheduledPurge.Format(time.RFC3339))
+}
+
 func loadHeadAndCurrent(tx store.Tx, vault, name string) (*secretHead, secretVersion, error) {
 	var rec secretVersion
 	head, err := loadSecretHead(tx, vault, name)
@@ -243,8 +258,10 @@ func deletedSecret(head *secretHead, rec secretVersion, v *Vault) DeletedSecret 
 	}
 }
 
-// RunPurger purges the due soft-deleted objects of every vault each
-// interval until ctx is done. Failures are logged and retried next time.
+// RunPurger purges the due soft-deleted vaults, and the due soft-deleted
+// objects of every live vault, each interval until ctx is done. Objects
+// that come due while their vault is deleted go at the first run after
+// it is recovered. Failures are logged and retried next time.
 func (s *Service) RunPurger(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -259,6 +276,9 @@ func (s *Service) RunPurger(ctx context.Context, interval time.Duration) {
 }
 
 func (s *Service) purgeAll(ctx context.Context) {
+	if _, err := s.PurgeDueVaults(ctx); err != nil {
+		s.log.Warn("purging deleted vaults failed", "err", err)
+	}
 	vaults, err := s.VaultNames(ctx)
 	if err != nil {
 		s.log.Warn("listing vaults for purge failed", "err", err)

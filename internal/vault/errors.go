@@ -26,6 +26,15 @@ var (
 	// ErrManaged: the secret belongs to a certificate, and only
 	// certificate operations change it.
 	ErrManaged = errors.New("managed by a certificate")
+
+	// ErrPurgeProtected: the vault has purge protection on, so neither it
+	// nor its deleted objects may be purged before their scheduled purge
+	// date.
+	ErrPurgeProtected = errors.New("purge protected")
+
+	// ErrDeletedVaultExists: the name belongs to a soft-deleted vault
+	// until it is recovered or purged. It is also an ErrConflict.
+	ErrDeletedVaultExists = fmt.Errorf("name held by a deleted vault: %w", ErrConflict)
 )
 
 // Error is a failure whose message is safe to show the client: it names

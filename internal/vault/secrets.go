@@ -42,8 +42,10 @@ type SecretProperties struct {
 	// Managed is true for the secret that backs a certificate.
 	Managed bool
 
-	// RecoverableDays is the vault's soft-delete retention.
+	// RecoverableDays is the vault's soft-delete retention, and
+	// RecoveryLevel its Vault.RecoveryLevel.
 	RecoverableDays int
+	RecoveryLevel   string
 }
 
 // Secret is one version of a secret with its value. It redacts the value
@@ -385,6 +387,7 @@ func (r *secretVersion) properties(name string, v *Vault) SecretProperties {
 		Tags:            r.Tags,
 		Managed:         r.Managed,
 		RecoverableDays: int(v.Retention() / (24 * time.Hour)),
+		RecoveryLevel:   v.RecoveryLevel(),
 	}
 }
 

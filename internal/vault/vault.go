@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -115,8 +116,34 @@ type Vault struct {
 	SoftDeleteRetentionInDays    int                  `json:"softDeleteRetentionInDays"`
 	EnabledForTemplateDeployment bool                 `json:"enabledForTemplateDeployment"`
 	NetworkACLs                  authz.NetworkACLs    `json:"networkAcls"`
-	Created                      time.Time            `json:"created"`
-	Updated                      time.Time            `json:"updated"`
+
+	// EnablePurgeProtection, once true, stays true: deleted objects and
+	// the deleted vault itself are purged only on their scheduled purge
+	// date, by the purger, never early on request.
+	EnablePurgeProtection bool `json:"enablePurgeProtection,omitempty"`
+
+	// Location and Tags are kept as given, for the callers' own
+	// bookkeeping: keygate has no regions, and tags change nothing.
+	Location string            `json:"location,omitempty"`
+	Tags     map[string]string `json:"tags,omitempty"`
+
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// RecoveryLevel is what soft delete amounts to in v, in the terms of Key
+// Vault's DeletionRecoveryLevel: recoverable, "Customized" when the
+// retention is under 90 days, and "+Purgeable" unless purge protection
+// forbids early purges.
+func (v *Vault) RecoveryLevel() string {
+	level := "Recoverable"
+	if v.Retention() < MaxRetentionDays*24*time.Hour {
+		level = "CustomizedRecoverable"
+	}
+	if !v.EnablePurgeProtection {
+		level += "+Purgeable"
+	}
+	return level
 }
 
 // Retention is how long soft-deleted objects of v are kept.
@@ -144,6 +171,9 @@ func (s *Service) EnsureVault(ctx context.Context, name, tenantID string, polici
 			return nil
 		}
 		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if err := nameHeldByDeleted(tx, name); err != nil {
 			return err
 		}
 		out = s.newVault(name, tenantID)
@@ -387,6 +417,14 @@ type VaultProperties struct {
 	SoftDeleteRetentionInDays    *int
 	EnabledForTemplateDeployment *bool
 	NetworkACLs                  *authz.NetworkACLs
+	EnablePurgeProtection        *bool
+
+	// Location is set when the vault is created; a vault cannot move, so
+	// a later, different location is ErrBadParameter.
+	Location *string
+
+	// Tags replace the vault's tags.
+	Tags *map[string]string
 }
 
 // apply checks p and sets its fields on v. The error names the first bad
@@ -422,13 +460,40 @@ func (p VaultProperties) apply(v *Vault) error {
 		}
 		v.NetworkACLs = acls
 	}
+	if p.EnablePurgeProtection != nil {
+		if !*p.EnablePurgeProtection && v.EnablePurgeProtection {
+			// As on Azure: protection that could be lifted would not
+			// protect against whoever could lift it.
+			return badParameter("enablePurgeProtection: purge protection is on for vault %s and cannot be turned off", v.Name)
+		}
+		v.EnablePurgeProtection = *p.EnablePurgeProtection
+	}
+	return p.applyResource(v)
+}
+
+// applyResource sets the vault's location and tags, which Azure keeps
+// beside the properties rather than among them.
+func (p VaultProperties) applyResource(v *Vault) error {
+	if p.Location != nil && *p.Location != "" {
+		if v.Location != "" && !strings.EqualFold(v.Location, *p.Location) {
+			return badParameter("location: vault %s is in %q and cannot move to %q", v.Name, v.Location, quoteName(*p.Location))
+		}
+		v.Location = *p.Location
+	}
+	if p.Tags != nil {
+		if err := validateTags(*p.Tags); err != nil {
+			return err
+		}
+		v.Tags = maps.Clone(*p.Tags)
+	}
 	return nil
 }
 
 // CreateVault creates the vault called name (lower-cased: vault names are
 // host name labels) in tenantID with Azure's defaults overridden by p. A
-// vault of that name is ErrConflict; a bad name or property is
-// ErrBadParameter, and nothing is stored.
+// vault of that name is ErrConflict, and so is a deleted one
+// (ErrDeletedVaultExists) until it is recovered or purged; a bad name or
+// property is ErrBadParameter, and nothing is stored.
 func (s *Service) CreateVault(ctx context.Context, name, tenantID string, p VaultProperties) (*Vault, error) {
 	if err := ValidateVaultName(name); err != nil {
 		return nil, err
@@ -444,6 +509,9 @@ func (s *Service) CreateVault(ctx context.Context, name, tenantID string, p Vaul
 		case err == nil:
 			return errorf(ErrConflict, "vault %s already exists", name)
 		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		if err := nameHeldByDeleted(tx, name); err != nil {
 			return err
 		}
 		return putJSON(tx, bucketVaults, name, v)
@@ -498,39 +566,9 @@ func (s *Service) RemoveIPRules(ctx context.Context, name string, rules []string
 	})
 }
 
-// DeleteVault deletes the vault called name with every object in it, for
-// good: the objects' soft-delete retention does not outlive their vault.
-// The default vault cannot be deleted.
-//
-// TODO: Azure soft-deletes vaults too (recoverable for the retention
-// period, name reserved). keygate deletes at once; a deleted vault's data
-// is gone, which the CLI and README say.
-func (s *Service) DeleteVault(ctx context.Context, name string) error {
-	if name == DefaultVault {
-		return badParameter("vault %s is the default vault, served at the server's bare address, and cannot be deleted", name)
-	}
-	err := s.store.Update(ctx, func(tx store.Tx) error {
-		if _, err := loadVault(tx, name); err != nil {
-			return err
-		}
-		for _, b := range vaultBuckets(name) {
-			if err := deletePrefix(tx, b, ""); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("deleting vault %s: %w", name, err)
-			}
-		}
-		return tx.Delete(bucketVaults, name)
-	})
-	if err != nil {
-		return err
-	}
-	s.vaultChanged(ctx, name)
-	s.log.Info("deleted vault", "vault", name)
-	return nil
-}
-
 // vaultBuckets lists every bucket that holds a vault's objects. A kind of
-// object that adds a bucket must add it here, or DeleteVault leaves its
-// records behind for a later vault of the same name to find.
+// object that adds a bucket must add it here, or PurgeDeletedVault leaves
+// its records behind for a later vault of the same name to find.
 func vaultBuckets(vault string) []string {
 	return []string{
 		secretsBucket(vault), versionsBucket(vault), purgeBucket(vault),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -35,19 +36,52 @@ func TestCreateAndDeleteVault(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := svc.DeleteVault(ctx, "team"); err != nil {
+	d, err := svc.DeleteVault(ctx, "team")
+	if err != nil {
 		t.Fatal(err)
+	}
+	if d.Vault.Name != "team" || !d.ScheduledPurgeDate.Equal(d.DeletionDate.Add(14*24*time.Hour)) {
+		t.Errorf("deleted vault %+v, want purge 14 days after deletion", d)
 	}
 	if _, err := svc.Vault(ctx, "team"); !errors.Is(err, vault.ErrNotFound) {
 		t.Errorf("vault after delete: %v", err)
 	}
-	// Nothing of the vault is left in the store.
-	err = st.View(ctx, func(tx store.Tx) error {
-		for _, b := range []string{"vault/team/secrets", "vault/team/secret-versions", "vault/team/purge"} {
-			err := tx.Scan(b, "", "", func(key string, _ []byte) bool {
-				t.Errorf("bucket %s still holds %s", b, key)
-				return true
-			})
+	// Soft-deleted: the objects are kept, and the name is held.
+	if n := countRecords(t, st, "vault/team/secrets", "vault/team/secret-versions", "vault/team/purge"); n != 3 {
+		t.Errorf("a soft-deleted vault keeps %d records, want 3", n)
+	}
+	if _, err := svc.CreateVault(ctx, "team", "tenant", vault.VaultProperties{}); !errors.Is(err, vault.ErrDeletedVaultExists) ||
+		!errors.Is(err, vault.ErrConflict) {
+		t.Errorf("creating over a deleted vault: %v, want ErrDeletedVaultExists", err)
+	}
+	if _, err := svc.DeleteVault(ctx, "team"); !errors.Is(err, vault.ErrNotFound) ||
+		!strings.Contains(err.Error(), "already deleted") {
+		t.Errorf("deleting twice: %v", err)
+	}
+
+	// Purged: nothing of the vault is left in the store.
+	if _, err := svc.PurgeDeletedVault(ctx, "team"); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRecords(t, st, "vault/team/secrets", "vault/team/secret-versions", "vault/team/purge", "deleted-vaults"); n != 0 {
+		t.Errorf("a purged vault left %d records", n)
+	}
+	if _, err := svc.DeleteVault(ctx, vault.DefaultVault); !errors.Is(err, vault.ErrBadParameter) {
+		t.Errorf("deleting the default vault: %v", err)
+	}
+	if _, err := svc.PurgeDeletedVault(ctx, "team"); !errors.Is(err, vault.ErrNotFound) {
+		t.Errorf("purging twice: %v", err)
+	}
+}
+
+// countRecords counts the records in buckets.
+func countRecords(t *testing.T, st store.Store, buckets ...string) int {
+	t.Helper()
+	n := 0
+	err := st.View(context.Background(), func(tx store.Tx) error {
+		n = 0
+		for _, b := range buckets {
+			err := tx.Scan(b, "", "", func(string, []byte) bool { n++; return true })
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
@@ -57,12 +91,7 @@ func TestCreateAndDeleteVault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.DeleteVault(ctx, vault.DefaultVault); !errors.Is(err, vault.ErrBadParameter) {
-		t.Errorf("deleting the default vault: %v", err)
-	}
-	if err := svc.DeleteVault(ctx, "team"); !errors.Is(err, vault.ErrNotFound) {
-		t.Errorf("deleting twice: %v", err)
-	}
+	return n
 }
 
 func TestVaultPropertiesBadInput(t *testing.T) {

@@ -35,7 +35,7 @@ func certificateItem(r *http.Request, p vault.CertificateProperties, withVersion
 	return certificateBundle{
 		ID:         objectID(r, "certificates", p.Name, version),
 		X5T:        base64.RawURLEncoding.EncodeToString(p.Thumbprint),
-		Attributes: toAttributesJSON(p.Attributes, p.RecoverableDays),
+		Attributes: toAttributesJSON(p.Attributes, p.RecoverableDays, p.RecoveryLevel),
 		Tags:       p.Tags,
 	}
 }

@@ -61,6 +61,8 @@ func toAPIError(err error, notFoundCode string) *apiError {
 			return &apiError{Status: http.StatusConflict, Code: "Conflict", Message: ve.Message}
 		case errors.Is(err, vault.ErrDisabled):
 			return &apiError{Status: http.StatusForbidden, Code: "Forbidden", Inner: "SecretDisabled", Message: "Operation get is not allowed on a disabled secret."}
+		case errors.Is(err, vault.ErrPurgeProtected):
+			return &apiError{Status: http.StatusForbidden, Code: "Forbidden", Message: ve.Message}
 		case errors.Is(err, vault.ErrManaged):
 			return &apiError{Status: http.StatusForbidden, Code: "Forbidden", Inner: "SecretManagedByKeyVault", Message: ve.Message}
 		case errors.Is(err, vault.ErrBadParameter):

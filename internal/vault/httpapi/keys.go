@@ -42,7 +42,7 @@ func (h *Handler) getKey(w http.ResponseWriter, r *http.Request, c *call) error 
 	jwk.KID = objectID(r, "keys", k.Name, k.Version)
 	writeJSON(w, http.StatusOK, keyBundle{
 		Key:        jwk,
-		Attributes: keyAttributesJSON{attributesJSON: toAttributesJSON(k.Attributes, k.RecoverableDays), Exportable: k.Exportable},
+		Attributes: keyAttributesJSON{attributesJSON: toAttributesJSON(k.Attributes, k.RecoverableDays, k.RecoveryLevel), Exportable: k.Exportable},
 		Tags:       k.Tags,
 		Managed:    true,
 	})

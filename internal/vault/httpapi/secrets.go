@@ -48,7 +48,7 @@ func secretJSON(r *http.Request, p vault.SecretProperties) secretBundle {
 	b := secretBundle{
 		ID:          objectID(r, "secrets", p.Name, p.Version),
 		ContentType: p.ContentType,
-		Attributes:  toAttributesJSON(p.Attributes, p.RecoverableDays),
+		Attributes:  toAttributesJSON(p.Attributes, p.RecoverableDays, p.RecoveryLevel),
 		Tags:        p.Tags,
 		Managed:     p.Managed,
 	}

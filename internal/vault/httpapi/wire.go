@@ -21,15 +21,11 @@ type attributesJSON struct {
 	RecoveryLevel   *string `json:"recoveryLevel,omitempty"`
 }
 
-// recoveryLevel is what keygate's soft delete amounts to in Key Vault's
-// terms: deleted objects are recoverable, and a privileged caller may purge
-// them early.
-const recoveryLevel = "Recoverable+Purgeable"
-
-func toAttributesJSON(a vault.Attributes, recoverableDays int) attributesJSON {
+// toAttributesJSON puts a on the wire with the vault's soft-delete
+// retention and recovery level (see vault.Vault.RecoveryLevel).
+func toAttributesJSON(a vault.Attributes, recoverableDays int, level string) attributesJSON {
 	enabled := a.Enabled
 	created, updated := a.Created.Unix(), a.Updated.Unix()
-	level := recoveryLevel
 	return attributesJSON{
 		Enabled:         &enabled,
 		NotBefore:       unixOrNil(a.NotBefore),
