@@ -65,7 +65,6 @@ type Status struct {
 	Generation uint64    `json:"generation"`
 	LoadedAt   time.Time `json:"loadedAt"`
 
-
 	Listeners    []ListenerStatus    `json:"listeners"`
 	Certificates []certs.Status      `json:"certificates"`
 	Vaults       []rotate.VaultState `json:"vaults,omitempty"`

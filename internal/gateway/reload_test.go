@@ -1,0 +1,275 @@
+package gateway_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/internal/gateway"
+	"github.com/keygate/keygate/internal/gateway/gwtest"
+)
+
+// startReloadable starts a gateway from a file holding doc, so that a
+// reload reads that file again; it returns the file's path.
+func startReloadable(t *testing.T, doc string, opts gateway.Options) (*testGateway, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	rewrite(t, path, doc)
+	opts.ConfigFile = path
+	return startGatewayWith(t, doc, opts), path
+}
+
+func rewrite(t *testing.T, path, doc string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reloadAnswer is what POST /reload answers, success or failure.
+type reloadAnswer struct {
+	gateway.ReloadResult
+	gateway.ReloadFailure
+}
+
+// postReload asks the gateway's admin listener for a reload.
+func postReload(t *testing.T, gw *testGateway) (int, reloadAnswer) {
+	t.Helper()
+	resp, err := http.Post("http://"+gw.AdminAddr()+"/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var a reloadAnswer
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatalf("decoding %q: %v", body, err)
+	}
+	return resp.StatusCode, a
+}
+
+// reloadDoc is a gateway whose HTTPS listener site (www.example.test)
+// routes to pool, with extra YAML spliced in: the TLS policy, and more
+// certificates, listeners and rules.
+type reloadDoc struct {
+	port                    int
+	site                    *gwtest.Leaf
+	blue, green             *gwtest.Backend
+	pool, policy            string
+	certs, listeners, rules string
+}
+
+func (d reloadDoc) String(t *testing.T) string {
+	return yamlf(`
+name: reload
+admin: {address: "127.0.0.1:0"}
+%s
+frontendIPConfigurations: [{name: lo, privateIPAddress: 127.0.0.1}]
+frontendPorts: [{name: https, port: %d}]
+sslCertificates:
+  - {name: site, data: "%s", password: pw}
+%s
+httpListeners:
+  - {name: site, frontendPort: https, protocol: Https, hostName: www.example.test, sslCertificate: site}
+%s
+backendAddressPools:
+  - {name: blue, backendAddresses: [{ipAddress: %s}]}
+  - {name: green, backendAddresses: [{ipAddress: %s}]}
+backendHttpSettingsCollection:
+  - {name: blue, port: %d, protocol: Http}
+  - {name: green, port: %d, protocol: Http}
+requestRoutingRules:
+  - {name: site, ruleType: Basic, priority: 10, httpListener: site, backendAddressPool: %s, backendHttpSettings: %s}
+%s
+`, d.policy, d.port, d.site.PFX(t, "pw"), d.certs, d.listeners, d.blue.IP, d.green.IP, d.blue.Port, d.green.Port,
+		d.pool, d.pool, d.rules)
+}
+
+// reloadLoad sends requests for www.example.test from clients that keep
+// their connection (HTTP/1.1 and HTTP/2) and clients that open one per
+// request, recording which backend answered each and how many
+// connections each client opened. Each client stops by itself after 30
+// seconds or 5000 requests.
+type reloadLoad struct {
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	failures []string
+	clients  []*loadClientState
+}
+
+type loadClientState struct {
+	name     string
+	fresh    bool
+	dials    atomic.Int64
+	answered atomic.Int64
+	mu       sync.Mutex
+	last     string // the backend of the last answer
+}
+
+func startReloadLoad(t *testing.T, addr string, roots *tls.Config) *reloadLoad {
+	t.Helper()
+	l := &reloadLoad{stop: make(chan struct{})}
+	kinds := []struct {
+		name      string
+		h2, fresh bool
+	}{{"h1-kept", false, false}, {"h1-kept", false, false}, {"h2-kept", true, false},
+		{"h2-kept", true, false}, {"fresh", false, true}, {"fresh", false, true}}
+	for i, k := range kinds {
+		cs := &loadClientState{name: fmt.Sprintf("%s-%d", k.name, i), fresh: k.fresh}
+		l.clients = append(l.clients, cs)
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		tr := &http.Transport{
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				cs.dials.Add(1)
+				return d.DialContext(ctx, network, addr)
+			},
+			TLSClientConfig:   roots.Clone(),
+			ForceAttemptHTTP2: k.h2,
+			DisableKeepAlives: k.fresh,
+		}
+		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		l.wg.Go(func() { l.run(c, cs) })
+	}
+	t.Cleanup(l.finish)
+	eventually(t, "every load client to get an answer", func() bool {
+		for _, c := range l.clients {
+			if c.answered.Load() == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return l
+}
+
+func (l *reloadLoad) run(c *http.Client, cs *loadClientState) {
+	defer c.CloseIdleConnections()
+	deadline := time.Now().Add(30 * time.Second)
+	for n := 0; n < 5000 && time.Now().Before(deadline); n++ {
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+		backend, err := l.request(c)
+		if err != nil {
+			l.mu.Lock()
+			l.failures = append(l.failures, cs.name+": "+err.Error())
+			l.mu.Unlock()
+			continue
+		}
+		cs.mu.Lock()
+		cs.last = backend
+		cs.mu.Unlock()
+		cs.answered.Add(1)
+	}
+}
+
+func (l *reloadLoad) request(c *http.Client) (string, error) {
+	resp, err := c.Get("https://www.example.test/load")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var e gwtest.Echo
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return e.Backend, nil
+}
+
+func (l *reloadLoad) finish() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	l.wg.Wait()
+}
+
+// TestReloadUnderLoad reloads a configuration that moves a route to
+// another backend, adds a listener (a host name with its own
+// certificate) on the same port and tightens the TLS policy, while
+// clients keep sending requests over kept-alive HTTP/1.1 and HTTP/2
+// connections and over new ones. No request fails, kept-alive
+// connections stay open and reach the new backend, and the new host name
+// is served with its certificate.
+func TestReloadUnderLoad(t *testing.T) {
+	ca := gwtest.NewCA(t, "CA")
+	blue, green := gwtest.StartPool(t, "blue", 1, nil)[0], gwtest.StartPool(t, "green", 1, nil)[0]
+	d := reloadDoc{port: gwtest.FreePort(t, "127.0.0.1"), site: ca.Issue(t, gwtest.ECDSA, "www.example.test"),
+		blue: blue, green: green, pool: "blue"}
+	gw, path := startReloadable(t, d.String(t), gateway.Options{})
+	addr := gw.Addr("site")
+	tls12 := &tls.Config{RootCAs: ca.Pool(), MaxVersion: tls.VersionTLS12}
+	if _, err := handshake(addr, "www.example.test", tls12); err != nil {
+		t.Fatalf("TLS 1.2 before the reload: %v", err)
+	}
+
+	load := startReloadLoad(t, addr, &tls.Config{RootCAs: ca.Pool()})
+
+	newLeaf := ca.Issue(t, gwtest.RSA, "new.example.test")
+	d.pool = "green"
+	d.policy = "sslPolicy: {policyType: CustomV2, minProtocolVersion: TLSv1_3, cipherSuites: [TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384]}"
+	d.certs = fmt.Sprintf(`  - {name: new, data: "%s", password: pw}`, newLeaf.PFX(t, "pw"))
+	d.listeners = "  - {name: new, frontendPort: https, protocol: Https, hostName: new.example.test, sslCertificate: new}"
+	d.rules = "  - {name: new, ruleType: Basic, priority: 20, httpListener: new, backendAddressPool: green, backendHttpSettings: green}"
+	rewrite(t, path, d.String(t))
+	code, res := postReload(t, gw)
+	if code != http.StatusOK || res.Generation != 2 || strings.Join(res.Added, ",") != "new" ||
+		strings.Join(res.Changed, ",") != "site" || len(res.Removed) != 0 {
+		t.Fatalf("reload answered %d %+v", code, res)
+	}
+
+	// Every client, kept-alive ones on their first connection, reaches
+	// the new backend.
+	for _, c := range load.clients {
+		eventually(t, c.name+" to reach the new backend", func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.last == "green1"
+		})
+	}
+	load.finish()
+	if len(load.failures) > 0 {
+		t.Errorf("%d requests failed during the reload; first: %v", len(load.failures), load.failures[:min(3, len(load.failures))])
+	}
+	for _, c := range load.clients {
+		if n := c.dials.Load(); !c.fresh && n != 1 {
+			t.Errorf("%s opened %d connections, want its first kept through the reload", c.name, n)
+		}
+	}
+
+	// The new listener serves its own certificate; the new policy
+	// refuses TLS 1.2.
+	if got, err := servedSerial(addr, "new.example.test"); err != nil || got != newLeaf.Serial() {
+		t.Errorf("new.example.test served serial %s (%v), want %s", got, err, newLeaf.Serial())
+	}
+	if _, e := get(t, client(addr, ca.Pool(), false), "https://new.example.test/"); e.Backend != "green1" {
+		t.Errorf("new.example.test reached %q", e.Backend)
+	}
+	if _, err := handshake(addr, "www.example.test", tls12); err == nil {
+		t.Error("TLS 1.2 accepted after a reload to a TLS 1.3 policy")
+	}
+	if st := gw.Status(); st.Generation != 2 || !st.Ready {
+		t.Errorf("status after the reload: generation %d, ready %v", st.Generation, st.Ready)
+	}
+	if n := countLogs(gw, "configuration reloaded", map[string]any{"listeners_added": 1, "listeners_changed": 1}); n != 1 {
+		t.Errorf("%d 'configuration reloaded' lines with the counts", n)
+	}
+}
