@@ -273,3 +273,148 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Errorf("%d 'configuration reloaded' lines with the counts", n)
 	}
 }
+
+// portsDoc is a gateway of plain HTTP listeners, one per port, each
+// routing to pool.
+func portsDoc(pool *gwtest.Backend, extra string, ports ...int) string {
+	var fp, ls, rs strings.Builder
+	for i, p := range ports {
+		fmt.Fprintf(&fp, "  - {name: p%d, port: %d}\n", p, p)
+		fmt.Fprintf(&ls, "  - {name: l%d, frontendPort: p%d, protocol: Http}\n", p, p)
+		fmt.Fprintf(&rs, "  - {name: r%d, ruleType: Basic, priority: %d, httpListener: l%d, backendAddressPool: app, backendHttpSettings: app}\n",
+			p, 10+i, p)
+	}
+	return yamlf(`
+name: ports
+admin: {address: "127.0.0.1:0"}
+%s
+frontendIPConfigurations: [{name: lo, privateIPAddress: 127.0.0.1}]
+frontendPorts:
+%shttpListeners:
+%sbackendAddressPools: [{name: app, backendAddresses: [{ipAddress: %s}]}]
+backendHttpSettingsCollection: [{name: app, port: %d, protocol: Http}]
+requestRoutingRules:
+%s`, extra, fp.String(), ls.String(), pool.IP, pool.Port, rs.String())
+}
+
+func refused(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		conn.Close()
+	}
+	return err != nil
+}
+
+// TestReloadPorts reloads a configuration that drops one port and adds
+// another: the new port serves, and the dropped one stops listening once
+// the request in flight on it has completed.
+func TestReloadPorts(t *testing.T) {
+	pool := gwtest.StartPool(t, "app", 1, nil)
+	kept, dropped, added := gwtest.FreePort(t, "127.0.0.1"), gwtest.FreePort(t, "127.0.0.1"), gwtest.FreePort(t, "127.0.0.1")
+	gw, path := startReloadable(t, portsDoc(pool[0], "", kept, dropped), gateway.Options{})
+	droppedAddr := gw.Addr(fmt.Sprintf("l%d", dropped))
+
+	// A slow request in flight on the port the reload drops.
+	slow := make(chan error, 1)
+	go func() {
+		resp, err := http.Get("http://" + droppedAddr + "/slow?d=1500ms")
+		if err == nil {
+			defer resp.Body.Close()
+			var e gwtest.Echo
+			err = json.NewDecoder(resp.Body).Decode(&e)
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}
+		slow <- err
+	}()
+	eventually(t, "the slow request to reach the backend", func() bool { return pool[0].InFlight() == 1 })
+
+	rewrite(t, path, portsDoc(pool[0], "", kept, added))
+	code, res := postReload(t, gw)
+	if code != http.StatusOK || strings.Join(res.Added, ",") != fmt.Sprintf("l%d", added) ||
+		strings.Join(res.Removed, ",") != fmt.Sprintf("l%d", dropped) || res.Unchanged != 1 {
+		t.Fatalf("reload answered %d %+v", code, res)
+	}
+	if resp, e := get(t, client(fmt.Sprintf("127.0.0.1:%d", added), nil, false), "http://any.test/"); resp.StatusCode != http.StatusOK || e.Backend != "app1" {
+		t.Errorf("new port answered %d from %q", resp.StatusCode, e.Backend)
+	}
+	eventually(t, "the dropped port to stop listening", func() bool { return refused(droppedAddr) })
+	if err := <-slow; err != nil {
+		t.Errorf("request in flight on the dropped port: %v", err)
+	}
+	if resp, _ := get(t, client(fmt.Sprintf("127.0.0.1:%d", kept), nil, false), "http://any.test/"); resp.StatusCode != http.StatusOK {
+		t.Errorf("kept port answered %d", resp.StatusCode)
+	}
+}
+
+// TestReloadRefused reloads files that cannot be applied: one that does
+// not validate, one that changes what cannot change at run time, and one
+// whose new port is taken. Each answers 400 naming the problem, and
+// changes nothing: the old routes serve, the port bound for the last is
+// closed again, and the generation stays.
+func TestReloadRefused(t *testing.T) {
+	pool := gwtest.StartPool(t, "app", 1, nil)
+	port := gwtest.FreePort(t, "127.0.0.1")
+	good := portsDoc(pool[0], "", port)
+	gw, path := startReloadable(t, good, gateway.Options{})
+
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+	free := gwtest.FreePort(t, "127.0.0.1")
+
+	for _, tc := range []struct {
+		name, doc, want string
+	}{
+		{"invalid", good + "probes: [{name: p, protocl: Http}]\n", "probes[0].protocl: unknown field"},
+		{"fixed setting", strings.Replace(good, "name: ports", "name: renamed", 1), "name: cannot change while the gateway runs"},
+		{"port taken", portsDoc(pool[0], "", port, free, takenPort), fmt.Sprintf("listening on 127.0.0.1:%d", takenPort)},
+		{"file gone", "", "reading configuration"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.doc == "" {
+				os.Remove(path)
+				defer rewrite(t, path, good)
+			} else {
+				rewrite(t, path, tc.doc)
+			}
+			code, res := postReload(t, gw)
+			if code != http.StatusBadRequest || !strings.Contains(strings.Join(res.Errors, "\n"), tc.want) {
+				t.Errorf("reload answered %d %+v, want 400 naming %q", code, res, tc.want)
+			}
+			if st := gw.Status(); st.Generation != 1 || len(st.Listeners) != 1 {
+				t.Errorf("status after a refused reload: generation %d, %d listeners", st.Generation, len(st.Listeners))
+			}
+			if resp, _ := get(t, client(fmt.Sprintf("127.0.0.1:%d", port), nil, false), "http://any.test/"); resp.StatusCode != http.StatusOK {
+				t.Errorf("old route answered %d", resp.StatusCode)
+			}
+			if !refused(fmt.Sprintf("127.0.0.1:%d", free)) {
+				t.Errorf("port %d of the refused reload is listening", free)
+			}
+		})
+	}
+
+	if n := countLogsNow(gw, "configuration not reloaded; the old one keeps serving", nil); n != 4 {
+		t.Errorf("%d error lines for 4 refused reloads", n)
+	}
+	metrics := adminGet(t, gw, "/metrics")
+	if !strings.Contains(metrics, `keygate_gateway_config_reloads_total{gateway="ports",result="failure"} 4`) ||
+		!strings.Contains(metrics, `keygate_gateway_config_reloads_total{gateway="ports",result="success"} 0`) {
+		t.Errorf("reload metrics:\n%s", grepLines(metrics, "config_reloads"))
+	}
+}
+
+func adminGet(t *testing.T, gw *testGateway, path string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + gw.AdminAddr() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
