@@ -18,6 +18,7 @@ import (
 
 	"github.com/keygate/keygate/internal/gateway"
 	"github.com/keygate/keygate/internal/gateway/gwtest"
+	"github.com/keygate/keygate/internal/vaulttest"
 )
 
 // startReloadable starts a gateway from a file holding doc, so that a
@@ -417,4 +418,62 @@ func adminGet(t *testing.T, gw *testGateway, path string) string {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return string(body)
+}
+
+// countingTransport counts the requests for vault secrets it carries.
+type countingTransport struct {
+	base    http.RoundTripper
+	secrets atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, "/secrets/") {
+		c.secrets.Add(1)
+	}
+	return c.base.RoundTrip(r)
+}
+
+// TestReloadKeepsVaultCertificate stops the vault, then reloads a
+// configuration that adds a listener but leaves the vault certificate's
+// reference alone: the certificate is not read again and its listener
+// stays ready and serving, on its kept socket.
+func TestReloadKeepsVaultCertificate(t *testing.T) {
+	e := newRotationEnv(t, vaulttest.Options{})
+	leaf := e.ca.Issue(t, gwtest.ECDSA, "vault.example.test")
+	e.importCert("site", leaf)
+	counter := &countingTransport{base: e.v.LoopbackClient().Transport}
+	hc := &http.Client{Transport: counter}
+
+	doc := e.doc("vault.example.test", "/secrets/site", "")
+	gw, path := startReloadable(t, doc, gateway.Options{VaultHTTPClient: hc, NoEvents: true})
+	waitServed(t, gw, "vault.example.test", leaf.Serial())
+	reads := counter.secrets.Load()
+	if reads == 0 {
+		t.Fatal("no secret read counted at start")
+	}
+
+	e.v.Stop()
+	plain := gwtest.FreePort(t, "127.0.0.1")
+	more := strings.Replace(doc, "frontendPorts: [", fmt.Sprintf("frontendPorts: [{name: plain, port: %d}, ", plain), 1)
+	more = strings.Replace(more, "httpListeners: [", "httpListeners: [{name: plain, frontendPort: plain, protocol: Http}, ", 1)
+	more = strings.Replace(more, "requestRoutingRules: [",
+		"requestRoutingRules: [{name: plain, ruleType: Basic, httpListener: plain, backendAddressPool: app, backendHttpSettings: app}, ", 1)
+	rewrite(t, path, more)
+	code, res := postReload(t, gw)
+	if code != http.StatusOK || strings.Join(res.Added, ",") != "plain" || res.Unchanged != 1 {
+		t.Fatalf("reload answered %d %+v", code, res)
+	}
+
+	if got := counter.secrets.Load(); got != reads {
+		t.Errorf("%d secret reads after the reload, %d before: the unchanged certificate was read again", got, reads)
+	}
+	if !gw.Ready() {
+		t.Errorf("not ready after the reload: %+v", gw.Status().Listeners)
+	}
+	if got, err := servedSerial(gw.Addr("site"), "vault.example.test"); err != nil || got != leaf.Serial() {
+		t.Errorf("served serial %s (%v) after the reload, want %s", got, err, leaf.Serial())
+	}
+	if resp, _ := get(t, client(gw.Addr("plain"), nil, false), "http://any.test/"); resp.StatusCode != http.StatusOK {
+		t.Errorf("new listener answered %d", resp.StatusCode)
+	}
 }
