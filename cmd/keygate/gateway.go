@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +23,8 @@ func gatewayCommand() *cobra.Command {
 		Use:   "gateway",
 		Short: "Run an application gateway that terminates TLS with the vault's certificates",
 	}
-	cmd.AddCommand(gatewayRunCommand(), gatewayValidateCommand(), gatewayRefreshCommand(), gatewayCacheKeyCommand())
+	cmd.AddCommand(gatewayRunCommand(), gatewayValidateCommand(), gatewayRefreshCommand(), gatewayReloadCommand(),
+		gatewayCacheKeyCommand())
 	return cmd
 }
 
@@ -29,7 +35,8 @@ func gatewayRunCommand() *cobra.Command {
 		Short: "Serve the listeners of a gateway configuration until interrupted",
 		Long: "Serve the listeners of a gateway configuration (YAML or JSON, with the property names of\n" +
 			"Azure's Microsoft.Network/applicationGateways) until SIGINT or SIGTERM, then drain\n" +
-			"requests in flight for up to shutdownTimeout seconds.",
+			"requests in flight for up to shutdownTimeout seconds. SIGHUP (or `gateway reload`)\n" +
+			"applies the file again without dropping a connection.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logLevel)
@@ -53,7 +60,10 @@ func gatewayRunCommand() *cobra.Command {
 			for _, s := range cfg.Policy().Omitted {
 				log.Debug("TLS policy suite not offered: Go's crypto/tls lacks it", "policy", cfg.Policy().Name, "suite", s)
 			}
-			return gateway.New(cfg, gateway.Options{Logger: log, CacheKey: key}).Run(cmd.Context())
+			g := gateway.New(cfg, gateway.Options{Logger: log, CacheKey: key, ConfigFile: configFile})
+			stop := reloadOnHangup(cmd.Context(), g, log)
+			defer stop()
+			return g.Run(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "gateway configuration file (YAML or JSON)")
@@ -62,6 +72,33 @@ func gatewayRunCommand() *cobra.Command {
 		"key file (mode 0600) of the certificate cache; else the environment variable "+CacheKeyEnv)
 	cmd.MarkFlagRequired("config")
 	return cmd
+}
+
+// reloadOnHangup reloads g's configuration on each SIGHUP until the
+// returned function is called. Reload logs the outcome itself.
+func reloadOnHangup(ctx context.Context, g *gateway.Gateway, log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-hup:
+				log.Info("reload asked for by SIGHUP")
+				if _, err := g.Reload(ctx); errors.Is(err, gateway.ErrNotRunning) {
+					log.Warn("SIGHUP ignored: the gateway is not serving", "error", err)
+				}
+			case <-done:
+				return
+			}
+		}
+	})
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		wg.Wait()
+	}
 }
 
 func gatewayValidateCommand() *cobra.Command {

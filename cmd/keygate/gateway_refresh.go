@@ -93,40 +93,60 @@ func gatewayRefreshCommand() *cobra.Command {
 
 // postRefresh sends POST /refresh to the admin listener.
 func postRefresh(cmd *cobra.Command, admin, name string) ([]gateway.RefreshResult, error) {
-	base := admin
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	u, err := url.Parse(strings.TrimSuffix(base, "/") + "/refresh")
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("--admin: %q is not host:port", admin)
-	}
+	var q url.Values
 	if name != "" {
-		u.RawQuery = url.Values{"certificate": {name}}.Encode()
+		q = url.Values{"certificate": {name}}
 	}
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, u.String(), nil)
+	code, body, err := postAdmin(cmd, admin, "/refresh", q, gateway.RefreshTimeout)
 	if err != nil {
 		return nil, err
 	}
-	hc := &http.Client{Timeout: gateway.RefreshTimeout + 10*time.Second}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("asking the gateway at %s: %w", admin, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("the gateway answered %s: %s", resp.Status, e.Error)
-		}
-		return nil, fmt.Errorf("the gateway answered %s", resp.Status)
+	if code != http.StatusOK {
+		return nil, answerError(code, body)
 	}
 	var out gateway.RefreshResponse
 	if err := json.Unmarshal(body, &out); err != nil {
 		return nil, fmt.Errorf("reading the gateway's answer: %w", err)
 	}
 	return out.Results, nil
+}
+
+// postAdmin sends POST path?query to the admin listener at admin
+// (host:port, or a URL) and returns the answer's status and body. The
+// request may take up to timeout on the gateway's side.
+func postAdmin(cmd *cobra.Command, admin, path string, query url.Values, timeout time.Duration) (int, []byte, error) {
+	base := admin
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	u, err := url.Parse(strings.TrimSuffix(base, "/") + path)
+	if err != nil || u.Host == "" {
+		return 0, nil, fmt.Errorf("--admin: %q is not host:port", admin)
+	}
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, u.String(), nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	hc := &http.Client{Timeout: timeout + 10*time.Second}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("asking the gateway at %s: %w", admin, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, body, nil
+}
+
+// answerError is the error of an answer other than 200: its message when
+// it has one.
+func answerError(code int, body []byte) error {
+	status := fmt.Sprintf("%d %s", code, http.StatusText(code))
+	var e struct{ Error string }
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return fmt.Errorf("the gateway answered %s: %s", status, e.Error)
+	}
+	return fmt.Errorf("the gateway answered %s", status)
 }
 
 // printRefresh prints a line per certificate and fails when any is not

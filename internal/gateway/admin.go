@@ -26,6 +26,7 @@ func (g *Gateway) adminRoutes() http.Handler {
 	mux.HandleFunc("GET /readyz", g.serveReady)
 	mux.HandleFunc("GET /status", g.serveStatus)
 	mux.HandleFunc("POST /refresh", g.serveRefresh)
+	mux.HandleFunc("POST /reload", g.serveReload)
 
 	// Profiles, for finding what limits a busy gateway. The admin
 	// listener is on loopback unless configured otherwise.
@@ -55,8 +56,15 @@ type ListenerStatus struct {
 // Status is the gateway's state: listeners, certificates, the vaults'
 // event streams, backends.
 type Status struct {
-	Name         string              `json:"name"`
-	Ready        bool                `json:"ready"`
+	Name  string `json:"name"`
+	Ready bool   `json:"ready"`
+
+	// Generation counts the configurations applied: 1 for the one the
+	// gateway started with, one more for each successful reload.
+	// LoadedAt is when the one in force was loaded.
+	Generation uint64    `json:"generation"`
+	LoadedAt   time.Time `json:"loadedAt"`
+
 	Listeners    []ListenerStatus    `json:"listeners"`
 	Certificates []certs.Status      `json:"certificates"`
 	Vaults       []rotate.VaultState `json:"vaults,omitempty"`
@@ -65,26 +73,29 @@ type Status struct {
 
 // Status reports the gateway's state.
 func (g *Gateway) Status() Status {
-	st := Status{Name: g.cfg.Name, Ready: true}
-	for _, l := range g.listeners {
+	gen := g.current()
+	st := Status{Name: gen.cfg.Name, Ready: true, Generation: gen.number, LoadedAt: gen.loaded}
+	for _, l := range gen.listeners {
 		ls := ListenerStatus{Name: l.name, Address: l.address, Protocol: "Http", Ready: l.ready()}
 		if l.https {
-			cs := g.certificateStatus(collCerts, l.slot)
+			cs := gen.certificateStatus(collCerts, l.slot)
 			ls.Protocol, ls.Certificate, ls.CertificateStatus = "Https", l.slot.Name(), &cs
 			ls.Waiting = waiting(cs)
 		}
 		st.Ready = st.Ready && ls.Ready
 		st.Listeners = append(st.Listeners, ls)
 	}
-	for _, name := range sortedNames(g.certSlots) {
-		st.Certificates = append(st.Certificates, g.certificateStatus(collCerts, g.certSlots[name]))
+	for _, name := range sortedNames(gen.certSlots) {
+		st.Certificates = append(st.Certificates, gen.certificateStatus(collCerts, gen.certSlots[name]))
 	}
-	for _, name := range sortedNames(g.rootSlots) {
-		st.Certificates = append(st.Certificates, g.certificateStatus(collRoots, g.rootSlots[name]))
+	for _, name := range sortedNames(gen.rootSlots) {
+		st.Certificates = append(st.Certificates, gen.certificateStatus(collRoots, gen.rootSlots[name]))
 	}
-	st.Vaults = g.rotator.Vaults()
-	for _, b := range g.backends {
-		st.Backends = append(st.Backends, b.Status()...)
+	if g.rotator != nil {
+		st.Vaults = g.rotator.Vaults()
+	}
+	for _, rb := range gen.ordered {
+		st.Backends = append(st.Backends, rb.b.Status()...)
 	}
 	return st
 }

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,71 +13,180 @@ import (
 	"github.com/keygate/keygate/internal/gateway/certs"
 	"github.com/keygate/keygate/internal/gateway/config"
 	"github.com/keygate/keygate/internal/gateway/keyvault"
-	"github.com/keygate/keygate/internal/gateway/metrics"
 	"github.com/keygate/keygate/internal/gateway/proxy"
 	"github.com/keygate/keygate/internal/gateway/route"
 )
 
-// build turns the configuration into the gateway's parts: certificate
-// slots, backends, listeners with their routes, and sockets. It reads the
-// access log's file and the vault credential's files, and touches no
-// network.
-func (g *Gateway) build() error {
-	g.metrics = metrics.New(g.cfg.Name)
+// generation is one configuration as the gateway serves it, built at
+// start or by a reload and replaced whole by the next reload. Nothing in
+// it changes once it is built, except what its parts (slots, backends)
+// change in themselves.
+type generation struct {
+	cfg    *config.Gateway
+	number uint64
+	loaded time.Time
+
+	clients   *keyvault.Clients
+	accessLog *accesslog.Log
+	certSlots map[string]*certs.Slot
+	rootSlots map[string]*certs.Slot
+	listeners []*listener
+
+	// backends are by fingerprint: what makes one backend differ from
+	// another (see builder.proxy), so that a reload keeps those whose
+	// fingerprint stays.
+	backends map[string]*runningBackend
+	ordered  []*runningBackend // the same, in the order rules use them
+
+	// states are the sockets' routing, by bound address, in file order.
+	addrs  []string
+	states map[string]*socketState
+}
+
+// runningBackend is a backend with its proxy and what stops its probes.
+type runningBackend struct {
+	b      *backend.Backend
+	p      *proxy.Proxy
+	cancel context.CancelFunc
+}
+
+// newGeneration turns cfg into the gateway's parts: certificate slots,
+// backends, listeners with their routes, and the sockets' routing. With
+// prev (a reload), certificates and backends whose configuration did not
+// change are prev's own, loaded material and probe state included. It
+// reads the access log's file and the vault credential's files, and
+// touches no network. On error, what it opened is closed.
+func (g *Gateway) newGeneration(cfg *config.Gateway, prev *generation) (*generation, error) {
+	gen := &generation{cfg: cfg, loaded: g.opts.Now(), backends: map[string]*runningBackend{},
+		states: map[string]*socketState{}}
+	if prev != nil {
+		gen.number = prev.number
+	}
+	gen.number++
 
 	var err error
-	if g.opts.AccessLog != nil {
-		g.accessLog = accesslog.New(g.opts.AccessLog)
-	} else if g.accessLog, err = accesslog.Open(string(g.cfg.AccessLog.Path)); err != nil {
-		return err
+	if gen.accessLog, err = g.openAccessLog(cfg, prev); err != nil {
+		return nil, err
 	}
-	clients, err := g.buildSlots()
-	if err != nil {
-		return err
+	if err := g.buildSlots(gen, prev); err != nil {
+		gen.closeAccessLog(prev)
+		return nil, err
 	}
-	b := &builder{g: g, backends: map[string]*proxy.Proxy{}}
-	for i := range g.cfg.HTTPListeners {
-		g.listeners = append(g.listeners, b.listener(&g.cfg.HTTPListeners[i]))
+	b := &builder{g: g, gen: gen, prev: prev, proxies: map[string]*proxy.Proxy{}}
+	for i := range cfg.HTTPListeners {
+		gen.listeners = append(gen.listeners, b.listener(&cfg.HTTPListeners[i]))
 	}
-	g.buildSockets()
-	return g.buildRotation(clients)
+	gen.buildStates()
+	return gen, nil
+}
+
+// openAccessLog opens the access log the configuration names, or keeps
+// prev's when the place is the same.
+func (g *Gateway) openAccessLog(cfg *config.Gateway, prev *generation) (*accesslog.Log, error) {
+	switch {
+	case g.opts.AccessLog != nil && prev != nil:
+		return prev.accessLog, nil
+	case g.opts.AccessLog != nil:
+		return accesslog.New(g.opts.AccessLog), nil
+	case prev != nil && prev.cfg.AccessLog.Path == cfg.AccessLog.Path:
+		return prev.accessLog, nil
+	}
+	return accesslog.Open(string(cfg.AccessLog.Path))
+}
+
+// closeAccessLog closes gen's access log unless prev shares it: for a
+// generation that is given up before it serves.
+func (gen *generation) closeAccessLog(prev *generation) {
+	if prev == nil || prev.accessLog != gen.accessLog {
+		gen.accessLog.Close()
+	}
 }
 
 // buildSlots makes a slot per certificate: inline ones filled at once,
-// vault ones with a source that reads them through azsecrets. It returns
-// the vault clients, nil when no certificate is in a vault.
-func (g *Gateway) buildSlots() (*keyvault.Clients, error) {
-	var clients *keyvault.Clients
-	if g.cfg.UsesKeyVault() {
-		opts := g.cfg.KeyVaultOptions()
-		opts.HTTPClient = g.opts.VaultHTTPClient
-		var err error
-		if clients, err = keyvault.NewClients(opts); err != nil {
-			return nil, fmt.Errorf("preparing the vault client: %w", err)
+// vault ones with a source that reads them through azsecrets. A
+// certificate declared as prev declared it keeps prev's slot.
+func (g *Gateway) buildSlots(gen *generation, prev *generation) error {
+	cfg := gen.cfg
+	if cfg.UsesKeyVault() {
+		if err := g.buildClients(gen, prev); err != nil {
+			return err
 		}
 	}
 	now := g.opts.Now()
 
-	g.certSlots = map[string]*certs.Slot{}
-	for i := range g.cfg.SSLCertificates {
-		c := &g.cfg.SSLCertificates[i]
-		if m := c.Inline(); m != nil {
-			g.certSlots[c.Name] = staticSlot(c.Name, m, now)
-			continue
+	gen.certSlots = map[string]*certs.Slot{}
+	for i := range cfg.SSLCertificates {
+		c := &cfg.SSLCertificates[i]
+		switch old := prevCert(prev, c); {
+		case old != nil:
+			gen.certSlots[c.Name] = old
+		case c.Inline() != nil:
+			gen.certSlots[c.Name] = staticSlot(c.Name, c.Inline(), now)
+		default:
+			gen.certSlots[c.Name] = certs.NewSlot(c.Name,
+				keyvault.NewSource(gen.clients, c.SecretID(), keyvault.KeyPair))
 		}
-		g.certSlots[c.Name] = certs.NewSlot(c.Name, keyvault.NewSource(clients, c.SecretID(), keyvault.KeyPair))
 	}
 
-	g.rootSlots = map[string]*certs.Slot{}
-	for i := range g.cfg.TrustedRootCertificates {
-		c := &g.cfg.TrustedRootCertificates[i]
-		if roots := c.Inline(); roots != nil {
-			g.rootSlots[c.Name] = staticSlot(c.Name, &certs.Material{Roots: roots}, now)
-			continue
+	gen.rootSlots = map[string]*certs.Slot{}
+	for i := range cfg.TrustedRootCertificates {
+		c := &cfg.TrustedRootCertificates[i]
+		switch old := prevRoot(prev, c); {
+		case old != nil:
+			gen.rootSlots[c.Name] = old
+		case c.Inline() != nil:
+			gen.rootSlots[c.Name] = staticSlot(c.Name, &certs.Material{Roots: c.Inline()}, now)
+		default:
+			gen.rootSlots[c.Name] = certs.NewSlot(c.Name,
+				keyvault.NewSource(gen.clients, c.SecretID(), keyvault.Roots))
 		}
-		g.rootSlots[c.Name] = certs.NewSlot(c.Name, keyvault.NewSource(clients, c.SecretID(), keyvault.Roots))
 	}
-	return clients, nil
+	return nil
+}
+
+// buildClients prepares the vault clients, or keeps prev's: a reload
+// cannot change how the vaults are reached (see fixedSettings).
+func (g *Gateway) buildClients(gen, prev *generation) error {
+	if prev != nil && prev.clients != nil {
+		gen.clients = prev.clients
+		return nil
+	}
+	opts := gen.cfg.KeyVaultOptions()
+	opts.HTTPClient = g.opts.VaultHTTPClient
+	clients, err := keyvault.NewClients(opts)
+	if err != nil {
+		return fmt.Errorf("preparing the vault client: %w", err)
+	}
+	gen.clients = clients
+	return nil
+}
+
+// prevCert returns prev's slot for c when prev declared c the same way:
+// the same name and the same vault reference or inline data.
+func prevCert(prev *generation, c *config.SSLCertificate) *certs.Slot {
+	if prev == nil {
+		return nil
+	}
+	for _, o := range prev.cfg.SSLCertificates {
+		if o.Name == c.Name && o.KeyVaultSecretID == c.KeyVaultSecretID &&
+			o.Data == c.Data && o.Password == c.Password {
+			return prev.certSlots[c.Name]
+		}
+	}
+	return nil
+}
+
+// prevRoot is prevCert for a trusted root.
+func prevRoot(prev *generation, c *config.TrustedRootCertificate) *certs.Slot {
+	if prev == nil {
+		return nil
+	}
+	for _, o := range prev.cfg.TrustedRootCertificates {
+		if o.Name == c.Name && o.KeyVaultSecretID == c.KeyVaultSecretID && o.Data == c.Data {
+			return prev.rootSlots[c.Name]
+		}
+	}
+	return nil
 }
 
 // staticSlot is the slot of inline data: filled, and never refreshed.
@@ -87,14 +198,17 @@ func staticSlot(name string, m *certs.Material, now time.Time) *certs.Slot {
 }
 
 // builder resolves routing rules into targets, making one backend (and
-// proxy) per pair of pool and settings that some rule uses.
+// proxy) per pair of pool and settings that some rule uses, or taking
+// prev's when nothing about it changed.
 type builder struct {
-	g        *Gateway
-	backends map[string]*proxy.Proxy
+	g       *Gateway
+	gen     *generation
+	prev    *generation
+	proxies map[string]*proxy.Proxy // by pool and settings names
 }
 
 func (b *builder) listener(c *config.HTTPListener) *listener {
-	g := b.g
+	g, cfg := b.g, b.gen.cfg
 	l := &listener{
 		g:          g,
 		name:       c.Name,
@@ -105,7 +219,9 @@ func (b *builder) listener(c *config.HTTPListener) *listener {
 		metrics:    g.metrics.Listener(c.Name),
 	}
 	if l.https {
-		l.slot = g.certSlots[string(c.SSLCertificate)]
+		l.slot = b.gen.certSlots[string(c.SSLCertificate)]
+		l.tlsConfig = l.newTLSConfig(cfg.Policy(), cfg.HTTP2())
+		l.tlsConfig.SessionTicketsDisabled = !cfg.SessionResumption()
 	}
 
 	rule := b.ruleFor(c.Name)
@@ -121,8 +237,8 @@ func (b *builder) listener(c *config.HTTPListener) *listener {
 }
 
 func (b *builder) ruleFor(listener string) *config.RequestRoutingRule {
-	for i := range b.g.cfg.RequestRoutingRules {
-		if r := &b.g.cfg.RequestRoutingRules[i]; string(r.HTTPListener) == listener {
+	for i := range b.gen.cfg.RequestRoutingRules {
+		if r := &b.gen.cfg.RequestRoutingRules[i]; string(r.HTTPListener) == listener {
 			return r
 		}
 	}
@@ -132,8 +248,8 @@ func (b *builder) ruleFor(listener string) *config.RequestRoutingRule {
 
 func (b *builder) pathMap(name string) route.PathMap[*target] {
 	var pm route.PathMap[*target]
-	for i := range b.g.cfg.URLPathMaps {
-		m := &b.g.cfg.URLPathMaps[i]
+	for i := range b.gen.cfg.URLPathMaps {
+		m := &b.gen.cfg.URLPathMaps[i]
 		if m.Name != name {
 			continue
 		}
@@ -153,7 +269,7 @@ func (b *builder) target(name string, pool, settings, redirect config.Ref) *targ
 }
 
 func (b *builder) redirect(name string) *redirect {
-	for _, r := range b.g.cfg.RedirectConfigurations {
+	for _, r := range b.gen.cfg.RedirectConfigurations {
 		if r.Name != name {
 			continue
 		}
@@ -168,47 +284,88 @@ func (b *builder) redirect(name string) *redirect {
 }
 
 func (b *builder) listenerConfig(name string) *config.HTTPListener {
-	for i := range b.g.cfg.HTTPListeners {
-		if l := &b.g.cfg.HTTPListeners[i]; l.Name == name {
+	for i := range b.gen.cfg.HTTPListeners {
+		if l := &b.gen.cfg.HTTPListeners[i]; l.Name == name {
 			return l
 		}
 	}
 	panic("gateway: no listener " + name)
 }
 
-// proxy returns the proxy to pool through settings, making it the first
-// time.
+// proxy returns the proxy to pool through settings: prev's when the
+// pool, the settings, their probe and trusted roots are as prev had them,
+// else a new one, made the first time a rule asks.
 func (b *builder) proxy(pool, settings string) *proxy.Proxy {
 	key := pool + "\x00" + settings
-	if p, ok := b.backends[key]; ok {
+	if p, ok := b.proxies[key]; ok {
 		return p
 	}
-	g := b.g
+	g, gen := b.g, b.gen
+	s := b.settings(settings)
+	fp := b.fingerprint(pool, settings, s)
+	if b.prev != nil {
+		if rb, ok := b.prev.backends[fp]; ok {
+			gen.backends[fp] = rb
+			gen.ordered = append(gen.ordered, rb)
+			b.proxies[key] = rb.p
+			return rb.p
+		}
+	}
+
 	var hosts []string
-	for _, p := range g.cfg.BackendAddressPools {
+	for _, p := range gen.cfg.BackendAddressPools {
 		if p.Name == pool {
 			for _, a := range p.BackendAddresses {
 				hosts = append(hosts, a.Host())
 			}
 		}
 	}
-	be := backend.New(pool, hosts, b.settings(settings), backend.Options{
+	be := backend.New(pool, hosts, s, backend.Options{
 		Logger: g.log, Now: g.opts.Now,
 		OnHealth: func(be *backend.Backend, m *backend.Member, healthy bool) {
 			g.metrics.BackendHealth(be.Pool, be.Settings.Name, m.Addr, healthy)
 		},
 	})
-	for _, m := range be.Members {
-		g.metrics.BackendHealth(pool, settings, m.Addr, true)
+	rb := &runningBackend{b: be, p: proxy.New(be, g.log)}
+	gen.backends[fp] = rb
+	gen.ordered = append(gen.ordered, rb)
+	b.proxies[key] = rb.p
+	return rb.p
+}
+
+// fingerprint is what a backend is made from: the pool's, the settings'
+// and the probe's configuration, and the slots of the trusted roots (a
+// root whose reference changed has a new slot).
+func (b *builder) fingerprint(pool, settings string, s *backend.Settings) string {
+	cfg := b.gen.cfg
+	var parts []any
+	for _, p := range cfg.BackendAddressPools {
+		if p.Name == pool {
+			parts = append(parts, p)
+		}
 	}
-	g.backends = append(g.backends, be)
-	p := proxy.New(be, g.log)
-	b.backends[key] = p
-	return p
+	for _, hs := range cfg.BackendHTTPSettingsCollection {
+		if hs.Name == settings {
+			parts = append(parts, hs)
+		}
+	}
+	if s.Probe != nil {
+		for _, p := range cfg.Probes {
+			if p.Name == s.Probe.Name {
+				parts = append(parts, p)
+			}
+		}
+	}
+	for _, r := range s.Roots {
+		parts = append(parts, fmt.Sprintf("%p", r))
+	}
+	// The configuration's types are plain data: marshaling cannot fail.
+	data, _ := json.Marshal(parts)
+	return pool + "\x00" + settings + "\x00" + string(data)
 }
 
 func (b *builder) settings(name string) *backend.Settings {
-	for _, s := range b.g.cfg.BackendHTTPSettingsCollection {
+	for _, s := range b.gen.cfg.BackendHTTPSettingsCollection {
 		if s.Name != name {
 			continue
 		}
@@ -223,7 +380,7 @@ func (b *builder) settings(name string) *backend.Settings {
 			out.Drain = time.Duration(d.DrainTimeoutInSec) * time.Second
 		}
 		for _, r := range s.TrustedRootCertificates {
-			out.Roots = append(out.Roots, b.g.rootSlots[string(r)])
+			out.Roots = append(out.Roots, b.gen.rootSlots[string(r)])
 		}
 		if s.Probe != "" && (s.ProbeEnabled == nil || *s.ProbeEnabled) {
 			out.Probe = b.probe(string(s.Probe))
@@ -234,7 +391,7 @@ func (b *builder) settings(name string) *backend.Settings {
 }
 
 func (b *builder) probe(name string) *backend.Probe {
-	for _, p := range b.g.cfg.Probes {
+	for _, p := range b.gen.cfg.Probes {
 		if p.Name != name {
 			continue
 		}
@@ -271,20 +428,17 @@ func parseRanges(codes []string) [][2]int {
 	return out
 }
 
-// buildSockets groups listeners by the address they bind, in file order.
-func (g *Gateway) buildSockets() {
-	byAddr := map[string]*socket{}
-	for _, l := range g.listeners {
-		s, ok := byAddr[l.address]
-		if !ok {
-			s = &socket{g: g, addr: l.address, https: l.https}
-			byAddr[l.address] = s
-			g.sockets = append(g.sockets, s)
+// buildStates groups listeners by the address they bind, in file order,
+// into the routing of each socket.
+func (gen *generation) buildStates() {
+	byAddr := map[string][]*listener{}
+	for _, l := range gen.listeners {
+		if _, ok := byAddr[l.address]; !ok {
+			gen.addrs = append(gen.addrs, l.address)
 		}
-		s.listeners = append(s.listeners, l)
-		l.socket = s
+		byAddr[l.address] = append(byAddr[l.address], l)
 	}
-	for _, s := range g.sockets {
-		s.init()
+	for _, addr := range gen.addrs {
+		gen.states[addr] = newSocketState(byAddr[addr], gen.accessLog)
 	}
 }

@@ -35,9 +35,11 @@ func TestRestartWithVaultDown(t *testing.T) {
 
 	first := startGatewayWith(t, e.doc(siteHost, "/secrets/site", withCache), opts)
 	waitServed(t, first, siteHost, leaf.Serial())
-	if files, _ := filepath.Glob(filepath.Join(dir, "*.sealed")); len(files) != 1 {
-		t.Fatalf("cache files: %v, want one", files)
-	}
+	// The worker caches a version just after it installs it.
+	eventually(t, "one cache file", func() bool {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.sealed"))
+		return len(files) == 1
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := first.Shutdown(ctx); err != nil {

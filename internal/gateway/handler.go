@@ -26,7 +26,6 @@ type listener struct {
 	requireSNI bool
 	priority   int
 	address    string
-	socket     *socket
 	slot       *certs.Slot
 	tlsConfig  *tls.Config
 	metrics    *metrics.Listener
@@ -52,7 +51,8 @@ func (s *socket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	entry := accesslog.Entry{Method: r.Method, Host: r.Host, Path: r.URL.Path, Protocol: r.Proto,
 		UserAgent: r.UserAgent()}
 
-	e := s.table.ForHost(r.Host)
+	st := s.state.Load()
+	e := st.table.ForHost(r.Host)
 	if e == nil {
 		http.Error(rec, "404 Not Found: no listener for this host name", http.StatusNotFound)
 	} else {
@@ -80,7 +80,7 @@ func (s *socket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e != nil {
 		e.Value.metrics.Request(entry.Status, d)
 	}
-	s.g.accessLog.Write(r.Context(), &entry)
+	st.accessLog.Write(r.Context(), &entry)
 }
 
 // recorder notes the status and size of an answer. Unwrap lets

@@ -21,14 +21,14 @@ const (
 // buildRotation prepares what keeps vault certificates current: the
 // rotation manager with its cache and event subscriptions, and the
 // certificate metrics. It opens the cache folder and does no network I/O.
-func (g *Gateway) buildRotation(clients *keyvault.Clients) error {
+func (g *Gateway) buildRotation(gen *generation) error {
 	cfg := rotate.Config{
 		Logger: g.log, Now: g.opts.Now,
-		PollInterval:   g.cfg.PollInterval(),
-		DisableOnError: g.cfg.DisablesListeners(),
+		PollInterval:   gen.cfg.PollInterval(),
+		DisableOnError: gen.cfg.DisablesListeners(),
 		MaxRetry:       g.opts.MaxRetry,
 	}
-	if dir := g.cfg.CertificateCache.Path; dir != "" {
+	if dir := gen.cfg.CertificateCache.Path; dir != "" {
 		if g.opts.CacheKey.ID() == "" {
 			return errors.New("certificateCache.path is set but no cache key was given: " +
 				"give one with --cache-key-file or the environment variable KEYGATE_GATEWAY_CACHE_KEY")
@@ -39,20 +39,27 @@ func (g *Gateway) buildRotation(clients *keyvault.Clients) error {
 		}
 		cfg.Cache = c
 	}
-	if clients != nil && !g.opts.NoEvents {
-		cfg.Events = &rotate.EventOptions{
-			Credential: clients.Credential(), HTTPClient: clients.HTTPClient(),
-			VerifyChallenge: clients.VerifyChallenge,
-		}
-	}
-	g.rotator = rotate.New(cfg, g.vaultCertificates())
+	cfg.Events = g.eventOptions(gen)
+	g.rotator = rotate.New(cfg, gen.vaultCertificates())
 	g.metrics.WatchCertificates(g.certificateSamples, g.vaultSamples)
 	return nil
 }
 
+// eventOptions say how to follow gen's vaults' event streams; nil when
+// no certificate is in a vault or events are off.
+func (g *Gateway) eventOptions(gen *generation) *rotate.EventOptions {
+	if gen.clients == nil || g.opts.NoEvents {
+		return nil
+	}
+	return &rotate.EventOptions{
+		Credential: gen.clients.Credential(), HTTPClient: gen.clients.HTTPClient(),
+		VerifyChallenge: gen.clients.VerifyChallenge,
+	}
+}
+
 // vaultCertificates lists the certificates read from vaults, with the
 // listeners that serve each.
-func (g *Gateway) vaultCertificates() []rotate.Certificate {
+func (gen *generation) vaultCertificates() []rotate.Certificate {
 	var out []rotate.Certificate
 	add := func(coll string, slots map[string]*certs.Slot) {
 		for _, name := range sortedNames(slots) {
@@ -63,20 +70,20 @@ func (g *Gateway) vaultCertificates() []rotate.Certificate {
 			c := rotate.Certificate{Slot: slots[name], Collection: coll,
 				VaultURL: src.ID().VaultURL, Secret: src.ID().Name}
 			if coll == collCerts {
-				c.Listeners, c.Hosts = g.listenersOf(name)
+				c.Listeners, c.Hosts = gen.listenersOf(name)
 			}
 			out = append(out, c)
 		}
 	}
-	add(collCerts, g.certSlots)
-	add(collRoots, g.rootSlots)
+	add(collCerts, gen.certSlots)
+	add(collRoots, gen.rootSlots)
 	return out
 }
 
 // listenersOf returns the HTTPS listeners that serve the sslCertificate
 // name, and their host names.
-func (g *Gateway) listenersOf(name string) (listeners, hosts []string) {
-	for _, l := range g.listeners {
+func (gen *generation) listenersOf(name string) (listeners, hosts []string) {
+	for _, l := range gen.listeners {
 		if l.https && l.slot.Name() == name {
 			listeners = append(listeners, l.name)
 			hosts = append(hosts, l.hosts...)
@@ -99,13 +106,14 @@ func sortedNames(slots map[string]*certs.Slot) []string {
 // certificate no listener serves, such as a trusted root.
 func (g *Gateway) certificateSamples() []metrics.CertificateSample {
 	rotations := g.rotator.Rotations()
+	gen := g.current()
 	var out []metrics.CertificateSample
 	add := func(coll string, slots map[string]*certs.Slot) {
 		for _, name := range sortedNames(slots) {
 			st := slots[name].Status()
 			listeners := []string{""}
 			if coll == collCerts {
-				if ls, _ := g.listenersOf(name); len(ls) > 0 {
+				if ls, _ := gen.listenersOf(name); len(ls) > 0 {
 					listeners = ls
 				}
 			}
@@ -118,8 +126,8 @@ func (g *Gateway) certificateSamples() []metrics.CertificateSample {
 			}
 		}
 	}
-	add(collCerts, g.certSlots)
-	add(collRoots, g.rootSlots)
+	add(collCerts, gen.certSlots)
+	add(collRoots, gen.rootSlots)
 	return out
 }
 
@@ -132,10 +140,10 @@ func (g *Gateway) vaultSamples() []metrics.VaultSample {
 }
 
 // certificateStatus is a slot's status with the listeners that serve it.
-func (g *Gateway) certificateStatus(coll string, s *certs.Slot) certs.Status {
+func (gen *generation) certificateStatus(coll string, s *certs.Slot) certs.Status {
 	st := s.Status()
 	if coll == collCerts {
-		st.Listeners, _ = g.listenersOf(s.Name())
+		st.Listeners, _ = gen.listenersOf(s.Name())
 	}
 	st.Collection = coll
 	return st

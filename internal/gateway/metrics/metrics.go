@@ -26,6 +26,8 @@ type Metrics struct {
 	duration      *prometheus.HistogramVec
 	handshakes    *prometheus.CounterVec
 	backendHealth *prometheus.GaugeVec
+	reloads       *prometheus.CounterVec
+	lastReload    prometheus.Gauge
 }
 
 // New makes the metrics for the gateway named gateway.
@@ -51,8 +53,20 @@ func New(gateway string) *Metrics {
 			Name: "keygate_gateway_backend_health", ConstLabels: labels,
 			Help: "1 when a backend server passes its health probe, 0 when it does not.",
 		}, []string{"pool", "settings", "address"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keygate_gateway_config_reloads_total", ConstLabels: labels,
+			Help: "Reloads of the configuration, by result: success or failure (the old configuration kept serving).",
+		}, []string{"result"}),
+		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keygate_gateway_config_last_reload_success_timestamp_seconds", ConstLabels: labels,
+			Help: "When the configuration in force was applied, in seconds since the epoch: at start, then at each successful reload.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.handshakes, m.backendHealth,
+	// Both results show from the start, so that a rate over them works
+	// before the first reload.
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	reg.MustRegister(m.requests, m.duration, m.handshakes, m.backendHealth, m.reloads, m.lastReload,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -77,6 +91,21 @@ func (m *Metrics) BackendHealth(pool, settings, address string, healthy bool) {
 		v = 1
 	}
 	m.backendHealth.WithLabelValues(pool, settings, address).Set(v)
+}
+
+// Loaded records that a configuration was put in force at t: at start
+// or by a successful reload.
+func (m *Metrics) Loaded(t time.Time) { m.lastReload.Set(float64(t.UnixNano()) / 1e9) }
+
+// Reload counts a reload of the configuration; a successful one is
+// Loaded too.
+func (m *Metrics) Reload(ok bool, t time.Time) {
+	if !ok {
+		m.reloads.WithLabelValues("failure").Inc()
+		return
+	}
+	m.reloads.WithLabelValues("success").Inc()
+	m.Loaded(t)
 }
 
 // Listener returns the request metrics of one listener, with its label

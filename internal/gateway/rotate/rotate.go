@@ -107,13 +107,26 @@ type EventOptions struct {
 }
 
 // Manager runs a worker per certificate and a subscriber per vault. New
-// prepares it, Run runs it; Refresh, Status and Vaults may be called from
-// any goroutine once New has returned.
+// prepares it, Run runs it; Sync, Refresh, Vaults and Rotations may be
+// called from any goroutine once New has returned.
 type Manager struct {
-	cfg     Config
-	log     *slog.Logger
+	cfg Config
+	log *slog.Logger
+
+	// mu guards what follows. Run sets ctx; once Run has seen ctx end,
+	// stopped keeps Sync from starting goroutines wg no longer waits for.
+	mu      sync.Mutex
 	workers []*worker
-	subs    map[string]*push.Subscriber // by vault URL, lower case
+	subs    map[string]*subscription // by vault URL, lower case
+	ctx     context.Context
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// subscription is a vault's event stream and what stops it.
+type subscription struct {
+	s      *push.Subscriber
+	cancel context.CancelFunc
 }
 
 // New returns a Manager for certs. It does no I/O.
@@ -130,55 +143,157 @@ func New(cfg Config, certificates []Certificate) *Manager {
 	if cfg.MaxRetry <= 0 {
 		cfg.MaxRetry = DefaultMaxRetry
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, subs: map[string]*push.Subscriber{}}
-	for _, c := range certificates {
-		m.workers = append(m.workers, &worker{m: m, c: c, kick: make(chan request, 1)})
-	}
-	if cfg.Events != nil {
-		m.subscribe()
-	}
+	m := &Manager{cfg: cfg, log: cfg.Logger, subs: map[string]*subscription{}}
+	m.Sync(certificates)
 	return m
 }
 
-// subscribe makes one subscriber per vault that some certificate is in.
-func (m *Manager) subscribe() {
+// Sync makes certificates the ones the Manager keeps current, as a
+// reloaded configuration asks. A certificate whose Slot a worker already
+// keeps stays with that worker, and so keeps its loaded version, its
+// schedule and its count of rotations; it takes the new Listeners and
+// Hosts. A new one gets a worker that reads it at once when the Manager
+// runs. Workers of slots no longer listed stop, and so do the event
+// streams of vaults no certificate is in any more.
+func (m *Manager) Sync(certificates []Certificate) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+
+	bySlot := make(map[*certs.Slot]*worker, len(m.workers))
 	for _, w := range m.workers {
-		key := strings.ToLower(w.c.VaultURL)
-		if _, ok := m.subs[key]; ok || key == "" {
+		bySlot[w.c.Slot] = w
+	}
+	kept := map[*worker]bool{}
+	next := make([]*worker, 0, len(certificates))
+	for _, c := range certificates {
+		if w, ok := bySlot[c.Slot]; ok && !kept[w] {
+			w.setTargets(c.Listeners, c.Hosts)
+			kept[w] = true
+			next = append(next, w)
 			continue
 		}
-		vaultURL := w.c.VaultURL
-		ev := m.cfg.Events
-		m.subs[key] = push.New(push.Config{
-			VaultURL:        vaultURL,
-			Credential:      ev.Credential,
-			HTTPClient:      ev.HTTPClient,
-			VerifyChallenge: ev.VerifyChallenge != nil && ev.VerifyChallenge(vaultURL),
-			Logger:          m.log,
-			MaxBackoff:      m.cfg.MaxRetry,
-			OnEvent:         func(e push.Event) { m.onEvent(vaultURL, e) },
-			OnResync:        func() { m.kickVault(vaultURL, "resync") },
-			OnDenied:        func(error) { m.kickVault(vaultURL, "event stream refused") },
-		})
+		w := newWorker(m, c)
+		next = append(next, w)
+		m.startWorker(w)
+	}
+	for _, w := range m.workers {
+		if !kept[w] {
+			w.stop()
+		}
+	}
+	m.workers = next
+	if m.cfg.Events != nil {
+		m.syncSubscriptions()
 	}
 }
 
-// Run loads every certificate, then keeps them current until ctx ends. It
-// returns once every worker and subscriber has stopped.
-func (m *Manager) Run(ctx context.Context) {
-	var wg sync.WaitGroup
+// EnableEvents follows the vaults' event streams with ev from now on,
+// when the Manager was made with none (no certificate was in a vault
+// then); once set, the options stay. A nil ev changes nothing.
+func (m *Manager) EnableEvents(ev *EventOptions) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cfg.Events != nil || ev == nil {
+		return
+	}
+	m.cfg.Events = ev
+	m.syncSubscriptions()
+}
+
+// startWorker runs w under the Manager's context, once Run has given
+// one. Called with mu held.
+func (m *Manager) startWorker(w *worker) {
+	if m.ctx == nil || m.stopped {
+		return
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	w.cancel = cancel
+	m.wg.Go(func() { w.run(ctx) })
+}
+
+// syncSubscriptions makes one subscriber per vault that some certificate
+// is in, and stops those of vaults none is in. Called with mu held.
+func (m *Manager) syncSubscriptions() {
+	wanted := map[string]bool{}
 	for _, w := range m.workers {
-		wg.Go(func() { w.run(ctx) })
+		key := strings.ToLower(w.c.VaultURL)
+		if key == "" {
+			continue
+		}
+		wanted[key] = true
+		if _, ok := m.subs[key]; !ok {
+			m.subs[key] = &subscription{s: m.subscriber(w.c.VaultURL)}
+			m.startSubscription(m.subs[key])
+		}
 	}
-	for _, s := range m.subs {
-		wg.Go(func() { s.Run(ctx) })
+	for key, sub := range m.subs {
+		if !wanted[key] {
+			if sub.cancel != nil {
+				sub.cancel()
+			}
+			delete(m.subs, key)
+		}
 	}
-	wg.Wait()
+}
+
+// subscriber makes the event stream of vaultURL.
+func (m *Manager) subscriber(vaultURL string) *push.Subscriber {
+	ev := m.cfg.Events
+	return push.New(push.Config{
+		VaultURL:        vaultURL,
+		Credential:      ev.Credential,
+		HTTPClient:      ev.HTTPClient,
+		VerifyChallenge: ev.VerifyChallenge != nil && ev.VerifyChallenge(vaultURL),
+		Logger:          m.log,
+		MaxBackoff:      m.cfg.MaxRetry,
+		OnEvent:         func(e push.Event) { m.onEvent(vaultURL, e) },
+		OnResync:        func() { m.kickVault(vaultURL, "resync") },
+		OnDenied:        func(error) { m.kickVault(vaultURL, "event stream refused") },
+	})
+}
+
+// startSubscription runs sub as startWorker runs a worker. Called with mu
+// held.
+func (m *Manager) startSubscription(sub *subscription) {
+	if m.ctx == nil || m.stopped {
+		return
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	sub.cancel = cancel
+	m.wg.Go(func() { sub.s.Run(ctx) })
+}
+
+// Run loads every certificate, then keeps them current until ctx ends. It
+// returns once every worker and subscriber has stopped, those Sync
+// started included.
+func (m *Manager) Run(ctx context.Context) {
+	m.mu.Lock()
+	m.ctx = ctx
+	for _, w := range m.workers {
+		m.startWorker(w)
+	}
+	for _, sub := range m.subs {
+		m.startSubscription(sub)
+	}
+	m.mu.Unlock()
+
+	<-ctx.Done()
+	m.mu.Lock()
+	m.stopped = true
+	m.mu.Unlock()
+	m.wg.Wait()
+}
+
+// current returns the workers as they are now.
+func (m *Manager) current() []*worker {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.workers
 }
 
 // onEvent refreshes the certificates an event of vaultURL concerns.
 func (m *Manager) onEvent(vaultURL string, e push.Event) {
-	for _, w := range m.workers {
+	for _, w := range m.current() {
 		if strings.EqualFold(w.c.VaultURL, vaultURL) && strings.EqualFold(w.c.Secret, e.Name) {
 			m.log.Debug("vault event: refreshing", "certificate", w.c.Slot.Name(), "event", e.Type,
 				"kind", e.Kind, "version", e.Version, "event_id", e.Sequence)
@@ -190,7 +305,7 @@ func (m *Manager) onEvent(vaultURL string, e push.Event) {
 // kickVault refreshes every certificate of vaultURL.
 func (m *Manager) kickVault(vaultURL, why string) {
 	m.log.Debug("refreshing every certificate of a vault", "vault", vaultURL, "reason", why)
-	for _, w := range m.workers {
+	for _, w := range m.current() {
 		if strings.EqualFold(w.c.VaultURL, vaultURL) {
 			w.poke()
 		}
@@ -206,7 +321,7 @@ var ErrUnknown = errors.New("no certificate of that name is read from a vault")
 // trustedRootCertificate under one name is read as both.
 func (m *Manager) Refresh(ctx context.Context, name string) ([]Result, error) {
 	var todo []*worker
-	for _, w := range m.workers {
+	for _, w := range m.current() {
 		if name == "" || w.c.Slot.Name() == name {
 			todo = append(todo, w)
 		}
@@ -232,13 +347,15 @@ type VaultState struct {
 
 // Vaults reports the event stream of each vault, when push is on.
 func (m *Manager) Vaults() []VaultState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	var out []VaultState
 	for _, w := range m.workers {
-		s, ok := m.subs[strings.ToLower(w.c.VaultURL)]
+		sub, ok := m.subs[strings.ToLower(w.c.VaultURL)]
 		if !ok || containsVault(out, w.c.VaultURL) {
 			continue
 		}
-		out = append(out, VaultState{VaultURL: w.c.VaultURL, Events: s.State()})
+		out = append(out, VaultState{VaultURL: w.c.VaultURL, Events: sub.s.State()})
 	}
 	return out
 }
@@ -256,7 +373,7 @@ func containsVault(states []VaultState, vaultURL string) bool {
 // version since start, by collection and name ("sslCertificates/site").
 func (m *Manager) Rotations() map[string]uint64 {
 	out := map[string]uint64{}
-	for _, w := range m.workers {
+	for _, w := range m.current() {
 		out[w.c.Collection+"/"+w.c.Slot.Name()] = w.rotations.Load()
 	}
 	return out

@@ -116,3 +116,38 @@ func TestDisableListenerChecksEveryMinute(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncKeepsWorkers syncs a running Manager to a new list: a kept
+// slot is not read again, a new one is read at once, and a dropped one
+// is no longer known.
+func TestSyncKeepsWorkers(t *testing.T) {
+	m0 := material(t)
+	a, b := &flakySource{m: m0}, &flakySource{m: m0}
+	slotA, slotB := certs.NewSlot("a", a), certs.NewSlot("b", b)
+	certA := Certificate{Slot: slotA, Collection: "sslCertificates", Hosts: []string{"a.test"}}
+	certB := Certificate{Slot: slotB, Collection: "sslCertificates", Hosts: []string{"a.test"}}
+	m := New(Config{PollInterval: time.Hour}, []Certificate{certA})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	<-slotA.Ready()
+
+	m.Sync([]Certificate{certA, certB})
+	select {
+	case <-slotB.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the added certificate was not read")
+	}
+	if n := a.reads.Load(); n != 1 {
+		t.Errorf("the kept certificate was read %d times, want once", n)
+	}
+
+	m.Sync([]Certificate{certB})
+	if _, err := m.Refresh(ctx, "a"); !errors.Is(err, ErrUnknown) {
+		t.Errorf("refresh of a dropped certificate: %v", err)
+	}
+	if got := len(m.Rotations()); got != 1 {
+		t.Errorf("%d workers after dropping one of two", got)
+	}
+}

@@ -44,7 +44,46 @@ type worker struct {
 	c         Certificate
 	kick      chan request
 	rotations atomic.Uint64
+
+	// targets are c's Listeners and Hosts, which a reload may change
+	// while the worker runs; c's other fields never change.
+	targets atomic.Pointer[targets]
+
+	// cancel stops the worker's goroutine (nil until it starts); removed
+	// is closed once a reload has dropped the certificate. Both are the
+	// Manager's, under its mutex.
+	cancel  context.CancelFunc
+	removed chan struct{}
 }
+
+// targets are who serves a certificate: listener names and host names.
+type targets struct {
+	listeners, hosts []string
+}
+
+func newWorker(m *Manager, c Certificate) *worker {
+	w := &worker{m: m, c: c, kick: make(chan request, 1), removed: make(chan struct{})}
+	w.setTargets(c.Listeners, c.Hosts)
+	return w
+}
+
+func (w *worker) setTargets(listeners, hosts []string) {
+	w.targets.Store(&targets{listeners: listeners, hosts: hosts})
+}
+
+func (w *worker) listeners() []string { return w.targets.Load().listeners }
+func (w *worker) hosts() []string     { return w.targets.Load().hosts }
+
+// stop ends the worker for good. Called with the Manager's mutex held.
+func (w *worker) stop() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+	close(w.removed)
+}
+
+// errRemoved is what a refresh of a certificate a reload dropped gets.
+var errRemoved = errors.New("the certificate is no longer in the configuration")
 
 // run reads at once, then on every timer or request until ctx ends.
 func (w *worker) run(ctx context.Context) {
@@ -101,12 +140,16 @@ func (w *worker) refreshNow(ctx context.Context) (Result, error) {
 	done := make(chan Result, 1)
 	select {
 	case w.kick <- request{done: done}:
+	case <-w.removed:
+		return Result{}, fmt.Errorf("refreshing %s: %w", w.c.Slot.Name(), errRemoved)
 	case <-ctx.Done():
 		return Result{}, fmt.Errorf("refreshing %s: %w", w.c.Slot.Name(), ctx.Err())
 	}
 	select {
 	case res := <-done:
 		return res, nil
+	case <-w.removed:
+		return Result{}, fmt.Errorf("refreshing %s: %w", w.c.Slot.Name(), errRemoved)
 	case <-ctx.Done():
 		return Result{}, fmt.Errorf("refreshing %s: %w", w.c.Slot.Name(), ctx.Err())
 	}
@@ -120,7 +163,7 @@ func (w *worker) refresh(ctx context.Context) Result {
 	cancel()
 	now := w.m.cfg.Now()
 	if err == nil && w.c.keyPair() {
-		err = certs.Check(m, now, w.c.Hosts)
+		err = certs.Check(m, now, w.hosts())
 	}
 
 	prev := s.Current()
@@ -232,7 +275,7 @@ func (w *worker) fromCache(code certs.Code, now time.Time) string {
 		return "nothing to serve until it reads: " + err.Error()
 	}
 	if w.c.keyPair() {
-		if err := certs.Check(m, now, w.c.Hosts); err != nil {
+		if err := certs.Check(m, now, w.hosts()); err != nil {
 			return "nothing to serve until it reads: the cached copy cannot be served: " + err.Error()
 		}
 	}
@@ -245,7 +288,7 @@ func (w *worker) fromCache(code certs.Code, now time.Time) string {
 func (w *worker) result(changed bool, err error) Result {
 	s := w.c.Slot
 	res := Result{
-		Certificate: s.Name(), Collection: w.c.Collection, Listeners: w.c.Listeners,
+		Certificate: s.Name(), Collection: w.c.Collection, Listeners: w.listeners(),
 		Changed: changed, Serving: s.Serving(), Condition: certs.CodeOf(err),
 	}
 	if err != nil {
@@ -262,8 +305,8 @@ func (w *worker) cacheName() string { return w.c.Collection + "/" + w.c.Slot.Nam
 // attrs are the log attributes that name the certificate.
 func (w *worker) attrs() []any {
 	out := []any{"certificate", w.c.Slot.Name(), "source", w.c.Slot.Source().Describe()}
-	if len(w.c.Listeners) > 0 {
-		out = append(out, "listeners", w.c.Listeners)
+	if ls := w.listeners(); len(ls) > 0 {
+		out = append(out, "listeners", ls)
 	}
 	if w.c.Collection != "sslCertificates" {
 		out = append(out, "collection", w.c.Collection)

@@ -39,6 +39,22 @@ func (m *PathMap[T]) Match(path string) T {
 	return m.Default
 }
 
+// Patterns returns each rule's pattern (with its '*') and target, in
+// match order, then "" and the default.
+func (m *PathMap[T]) Patterns() ([]string, []T) {
+	var pats []string
+	var targets []T
+	for _, r := range m.rules {
+		p := r.text
+		if r.prefix {
+			p += "*"
+		}
+		pats = append(pats, p)
+		targets = append(targets, r.target)
+	}
+	return append(pats, ""), append(targets, m.Default)
+}
+
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
