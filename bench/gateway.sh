@@ -30,11 +30,8 @@ while [ $# -gt 0 ]; do
 done
 secs=${duration%s}
 
-need() {
-	command -v "$1" >/dev/null && return
-	[ -n "${apt_updated:-}" ] || { apt-get update -qq; apt_updated=1; }
-	apt-get install -y -qq "$2" >/dev/null
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 need wrk wrk
 need nginx nginx-light
 need h2load nghttp2-client
@@ -44,10 +41,7 @@ work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
-backend=127.0.0.1:18080 gw=127.0.0.1:18443 ngx=127.0.0.1:18444 admin=127.0.0.1:18490
-
-# cpu_ticks PID... prints the user+system ticks of the processes.
-cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
+backend=127.0.0.1:$(free_port) gw=127.0.0.1:$(free_port) ngx=127.0.0.1:$(free_port) admin=127.0.0.1:$(free_port)
 
 # machine_ticks prints the machine's idle and total ticks.
 machine_ticks() { awk '/^cpu / {print $5+$6, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
