@@ -124,8 +124,8 @@ func (w *response) WriteHeader(code int) {
 // writeInterim sends a 1xx answer at once, but none to an HTTP/1.0
 // client, which knows no 1xx answers (RFC 9110, 15.2: a server must not
 // send it one), and no second 100 Continue, which would tell a client
-// that already sends its body nothing (and that net/http's server sends
-// when a handler writes 100 after reading the body).
+// already sending its body nothing. (net/http's server sends a second
+// one when a handler writes 100 after reading the body.)
 func (w *response) writeInterim(code int) {
 	if !w.req.ProtoAtLeast(1, 1) || code == http.StatusContinue && w.sentContinue {
 		return
