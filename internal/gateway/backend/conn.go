@@ -22,16 +22,17 @@ import (
 // cost more than the exchange itself (see bench/README.md). This keeps
 // what a proxy needs of it: keep-alive, a response header timeout,
 // cancellation, one retry of a request that found a kept-alive
-// connection closed, and upgrades (WebSocket) through the connection.
-//
-// TODO: 1xx answers other than 101 are read past and not relayed to the
-// client; relaying 103 Early Hints needs the ReverseProxy's 1xx hook,
-// which only net/http's Transport drives.
+// connection closed, upgrades (WebSocket) through the connection, and
+// interim (1xx) answers handed to the request's Interim as they come.
 type connPool struct {
 	dial          func(ctx context.Context, addr string) (net.Conn, error)
 	headerTimeout time.Duration
 	idleTimeout   time.Duration
 	maxIdle       int
+
+	// maxInterim is how many interim answers a server may send before
+	// its final one.
+	maxInterim int
 
 	mu     sync.Mutex
 	idle   map[string][]*pconn
@@ -49,23 +50,63 @@ type pconn struct {
 
 func newConnPool(dial func(ctx context.Context, addr string) (net.Conn, error), headerTimeout time.Duration) *connPool {
 	return &connPool{dial: dial, headerTimeout: headerTimeout, idleTimeout: 90 * time.Second,
-		maxIdle: 1024, idle: map[string][]*pconn{}}
+		maxIdle: 1024, maxInterim: MaxInterim, idle: map[string][]*pconn{}}
+}
+
+// MaxInterim is how many interim (1xx) answers a server may send before
+// its final answer; one more ends the exchange with an error. Early
+// Hints come one or two to an answer, 102 Processing one every few
+// seconds of a long request; the response header timeout still bounds
+// the wait for the final answer however many come, and this bounds what
+// a server that sends them without end can make the gateway read and
+// relay within it (or without it, when none is set).
+const MaxInterim = 16
+
+// Interim receives the interim (1xx) answers a server sends before its
+// final one, but 101 Switching Protocols, which ends the exchange as a
+// final answer does. It is called on the goroutine of the exchange, in
+// the order the answers come; an error ends the exchange.
+type Interim interface {
+	Interim(code int, header http.Header) error
+}
+
+// InterimFunc is a function as an Interim.
+type InterimFunc func(code int, header http.Header) error
+
+// Interim calls f.
+func (f InterimFunc) Interim(code int, header http.Header) error { return f(code, header) }
+
+type interimKey struct{}
+
+// WithInterim returns ctx carrying rcv: a request sent through a
+// Backend's Transport with that context hands its interim answers to rcv.
+// (Send takes Outbound.Interim instead.) Interim answers of a request
+// without one are read and dropped.
+func WithInterim(ctx context.Context, rcv Interim) context.Context {
+	return context.WithValue(ctx, interimKey{}, rcv)
+}
+
+func interimOf(ctx context.Context) Interim {
+	rcv, _ := ctx.Value(interimKey{}).(Interim)
+	return rcv
 }
 
 // RoundTrip sends req to req.URL.Host and returns the answer. The body
 // must be read to its end and closed for the connection to be used again.
 func (p *connPool) RoundTrip(req *http.Request) (*http.Response, error) {
 	return p.do(req.Context(), req.URL.Host, &request{
-		req:   req,
-		write: func(w *bufio.Writer) error { return req.Write(w) },
-		retry: req.Body == nil || req.Body == http.NoBody,
-		close: req.Close,
+		req:     req,
+		write:   func(w *bufio.Writer) error { return req.Write(w) },
+		retry:   req.Body == nil || req.Body == http.NoBody,
+		close:   req.Close,
+		interim: interimOf(req.Context()),
 	})
 }
 
 // Send sends out to addr and returns the answer, as RoundTrip does.
 func (p *connPool) Send(addr string, out *Outbound) (*http.Response, error) {
-	return p.do(out.In.Context(), addr, &request{req: out.In, write: out.write, retry: out.Body == nil})
+	return p.do(out.In.Context(), addr, &request{req: out.In, write: out.write, retry: out.Body == nil,
+		interim: out.Interim})
 }
 
 // request is an exchange as the pool sees it.
@@ -83,6 +124,9 @@ type request struct {
 
 	// close asks the server to close the connection after answering.
 	close bool
+
+	// interim, when set, receives the interim answers.
+	interim Interim
 }
 
 // do sends rq on a kept-alive connection to addr, or a new one, and reads
@@ -136,7 +180,7 @@ func (p *connPool) exchange(ctx context.Context, pc *pconn, rq *request) (*http.
 	if p.headerTimeout > 0 {
 		pc.SetReadDeadline(time.Now().Add(p.headerTimeout))
 	}
-	resp, err := p.readResponse(pc, rq.req)
+	resp, err := p.readResponse(pc, rq)
 	if err != nil {
 		stop()
 		return nil, err
@@ -157,18 +201,33 @@ func (p *connPool) exchange(ctx context.Context, pc *pconn, rq *request) (*http.
 	return resp, nil
 }
 
-// readResponse reads the answer, passing over interim 1xx answers.
-func (p *connPool) readResponse(pc *pconn, req *http.Request) (*http.Response, error) {
+// readResponse reads the answer, handing interim 1xx answers to
+// rq.interim on the way.
+//
+// The read deadline the caller set for the head stays as it is: it
+// bounds the wait for the final answer, not for the next interim one, so
+// that a server cannot hold a client past the response header timeout by
+// sending 1xx answers; maxInterim bounds how many it can send within it.
+func (p *connPool) readResponse(pc *pconn, rq *request) (*http.Response, error) {
 	if _, err := pc.br.Peek(1); err != nil {
 		return nil, noAnswer{fmt.Errorf("reading answer from %s: %w", pc.addr, err)}
 	}
-	for {
-		resp, err := http.ReadResponse(pc.br, req)
+	for n := 0; ; n++ {
+		resp, err := http.ReadResponse(pc.br, rq.req)
 		if err != nil {
 			return nil, fmt.Errorf("reading answer from %s: %w", pc.addr, err)
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			return resp, nil
+		}
+		if n == p.maxInterim {
+			return nil, fmt.Errorf("reading answer from %s: more than %d interim (1xx) answers", pc.addr, p.maxInterim)
+		}
+		if rq.interim == nil {
+			continue
+		}
+		if err := rq.interim.Interim(resp.StatusCode, resp.Header); err != nil {
+			return nil, fmt.Errorf("passing on interim answer %d from %s: %w", resp.StatusCode, pc.addr, err)
 		}
 	}
 }

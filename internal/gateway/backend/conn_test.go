@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -178,5 +179,153 @@ func TestConnPoolUpgrade(t *testing.T) {
 	got, _ := bufio.NewReader(rw).ReadString('\n')
 	if got != "echo hello\n" {
 		t.Errorf("through the upgraded connection: %q", got)
+	}
+}
+
+// interimLog records the interim answers of an exchange.
+type interimLog struct {
+	codes []int
+	links []string
+}
+
+func (l *interimLog) Interim(code int, h http.Header) error {
+	l.codes = append(l.codes, code)
+	l.links = append(l.links, strings.Join(h.Values("Link"), ", "))
+	return nil
+}
+
+// TestConnPoolInterim hands the 1xx answers before the final one to the
+// request's Interim, in order and with their fields, through RoundTrip
+// (the receiver in the context) and Send (in the Outbound), and reads
+// past them when there is none.
+func TestConnPoolInterim(t *testing.T) {
+	srv, conns := testServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Add("Link", "</b.js>; rel=preload; as=script")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.WriteHeader(http.StatusProcessing)
+		w.Write([]byte("final"))
+	})
+	p := plainPool(time.Second)
+	wantCodes := []int{103, 103, 102}
+	wantLinks := []string{"</a.css>; rel=preload; as=style",
+		"</a.css>; rel=preload; as=style, </b.js>; rel=preload; as=script", ""}
+
+	var viaCtx interimLog
+	req, _ := http.NewRequestWithContext(WithInterim(context.Background(), &viaCtx), "GET", srv.URL, nil)
+	resp, err := p.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "final" || resp.Header.Get("Link") != "" {
+		t.Errorf("RoundTrip: %d %q, Link %q", resp.StatusCode, body, resp.Header.Get("Link"))
+	}
+	if !slices.Equal(viaCtx.codes, wantCodes) || !slices.Equal(viaCtx.links, wantLinks) {
+		t.Errorf("RoundTrip: interim %v %q, want %v %q", viaCtx.codes, viaCtx.links, wantCodes, wantLinks)
+	}
+
+	var viaOut interimLog
+	in, _ := http.NewRequest("GET", srv.URL, nil)
+	out := &Outbound{In: in, Head: []byte("GET / HTTP/1.1\r\nHost: test\r\n"), Interim: &viaOut}
+	resp, err = p.Send(srv.Listener.Addr().String(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "final" {
+		t.Errorf("Send: %d %q", resp.StatusCode, body)
+	}
+	if !slices.Equal(viaOut.codes, wantCodes) || !slices.Equal(viaOut.links, wantLinks) {
+		t.Errorf("Send: interim %v %q, want %v %q", viaOut.codes, viaOut.links, wantCodes, wantLinks)
+	}
+
+	if resp, got := do(t, p, "GET", srv.URL, ""); resp.StatusCode != 200 || got != "final" {
+		t.Errorf("without a receiver: %d %q", resp.StatusCode, got)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1: interim answers must leave the connection reusable", n)
+	}
+}
+
+// TestConnPoolInterimCap ends an exchange whose server sends more than
+// maxInterim 1xx answers, having passed on maxInterim of them.
+func TestConnPoolInterimCap(t *testing.T) {
+	srv, _ := testServer(t, func(w http.ResponseWriter, r *http.Request) {
+		for range 10000 {
+			if r.Context().Err() != nil {
+				return
+			}
+			w.WriteHeader(http.StatusEarlyHints)
+		}
+		w.Write([]byte("final"))
+	})
+	p := plainPool(5 * time.Second)
+	var got interimLog
+	req, _ := http.NewRequestWithContext(WithInterim(context.Background(), &got), "GET", srv.URL, nil)
+	resp, err := p.RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("endless 1xx: %d, want an error", resp.StatusCode)
+	}
+	if !strings.Contains(err.Error(), "more than 16 interim (1xx) answers") {
+		t.Errorf("endless 1xx: %v", err)
+	}
+	if len(got.codes) != MaxInterim {
+		t.Errorf("passed on %d interim answers, want %d", len(got.codes), MaxInterim)
+	}
+}
+
+// TestConnPoolInterimKeepsHeaderTimeout times out a server that sends
+// 1xx answers slowly but no final one within the header timeout: the
+// interim answers do not restart it.
+func TestConnPoolInterimKeepsHeaderTimeout(t *testing.T) {
+	srv, _ := testServer(t, func(w http.ResponseWriter, r *http.Request) {
+		for range 10 {
+			w.WriteHeader(http.StatusProcessing)
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Write([]byte("final"))
+	})
+	p := plainPool(300 * time.Millisecond)
+	var got interimLog
+	req, _ := http.NewRequestWithContext(WithInterim(context.Background(), &got), "GET", srv.URL, nil)
+	resp, err := p.RoundTrip(req)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		if err == nil {
+			resp.Body.Close()
+		}
+		t.Fatalf("slow 1xx: %v, want a timeout", err)
+	}
+	if len(got.codes) == 0 || len(got.codes) >= 10 {
+		t.Errorf("passed on %d interim answers before the timeout, want some but not all 10", len(got.codes))
+	}
+}
+
+// TestConnPoolInterimError ends the exchange when the receiver fails.
+func TestConnPoolInterimError(t *testing.T) {
+	srv, _ := testServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Write([]byte("final"))
+	})
+	p := plainPool(time.Second)
+	fail := InterimFunc(func(int, http.Header) error { return errors.New("client gone") })
+	req, _ := http.NewRequestWithContext(WithInterim(context.Background(), fail), "GET", srv.URL, nil)
+	resp, err := p.RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("failing receiver: no error")
+	}
+	if !strings.Contains(err.Error(), "passing on interim answer 103") || !strings.Contains(err.Error(), "client gone") {
+		t.Errorf("failing receiver: %v", err)
 	}
 }

@@ -33,6 +33,9 @@ type Outbound struct {
 	// chunked, to its end, followed by Trailer.
 	ContentLength int64
 	Trailer       http.Header
+
+	// Interim, when set, receives the server's interim (1xx) answers.
+	Interim Interim
 }
 
 // Send sends out to m and returns the answer. The answer's body must be

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -24,6 +25,8 @@ type Echo struct {
 	XForwardedHost string `json:"xForwardedHost"`
 	XForwardedPort string `json:"xForwardedPort"`
 	XOriginalHost  string `json:"xOriginalHost"`
+	Expect         string `json:"expect"`
+	Body           string `json:"body"`
 }
 
 // Backend is an HTTP or HTTPS server on a loopback address that answers
@@ -31,6 +34,13 @@ type Echo struct {
 //
 //	/health  200 "ok" while healthy, 503 after SetHealthy(false)
 //	/slow    answers after the duration in ?d= (such as 500ms)
+//	/hints   sends two 103 Early Hints first: the first with one Link
+//	         field, the second with two, both with a hop-by-hop field
+//	         (Connection: X-Hop, X-Hop: 1)
+//	/interim sends ?n= (default 1) interim answers of status ?code=
+//	         first, ?gap= (a duration) apart
+//
+// The Echo holds the request's body, read after any interim answers.
 type Backend struct {
 	Name string
 	IP   string
@@ -72,16 +82,60 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
+	case "/hints":
+		w.Header().Set("Connection", "X-Hop")
+		w.Header().Set("X-Hop", "1")
+		w.Header().Set("Link", HintA)
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Add("Link", HintB)
+		w.WriteHeader(http.StatusEarlyHints)
+		clear(w.Header())
+	case "/interim":
+		if !sendInterim(w, r) {
+			return
+		}
 	}
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	b.requests.Add(1)
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(Echo{
 		Backend: b.Name, Host: r.Host, Path: r.URL.Path, Query: r.URL.RawQuery, Proto: r.Proto,
 		XForwardedFor: r.Header.Get("X-Forwarded-For"), XForwardedProt: r.Header.Get("X-Forwarded-Proto"),
 		XForwardedHost: r.Header.Get("X-Forwarded-Host"), XForwardedPort: r.Header.Get("X-Forwarded-Port"),
-		XOriginalHost: r.Header.Get("X-Original-Host"),
+		XOriginalHost: r.Header.Get("X-Original-Host"), Expect: r.Header.Get("Expect"), Body: string(body),
 	})
 }
+
+// sendInterim sends /interim's interim answers; false when the client
+// went away meanwhile.
+func sendInterim(w http.ResponseWriter, r *http.Request) bool {
+	q := r.URL.Query()
+	code, _ := strconv.Atoi(q.Get("code"))
+	n, err := strconv.Atoi(q.Get("n"))
+	if err != nil {
+		n = 1
+	}
+	gap, _ := time.ParseDuration(q.Get("gap"))
+	for i := range n {
+		if i > 0 && gap > 0 {
+			select {
+			case <-time.After(gap):
+			case <-r.Context().Done():
+			}
+		}
+		if r.Context().Err() != nil {
+			return false
+		}
+		w.WriteHeader(code)
+	}
+	return true
+}
+
+// The Link fields of /hints's Early Hints.
+const (
+	HintA = "</style.css>; rel=preload; as=style"
+	HintB = "</app.js>; rel=preload; as=script"
+)
 
 // StartPool starts n backends on 127.0.0.2, 127.0.0.3, ... all on one port
 // (a pool's servers share the settings' port), serving TLS with cert when

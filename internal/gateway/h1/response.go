@@ -52,6 +52,7 @@ type response struct {
 	// before its body; canWriteContinue while that may still be sent.
 	expectContinue   bool
 	canWriteContinue bool
+	sentContinue     bool
 	hasBody          bool
 	body             *requestBody
 	werr             error
@@ -120,10 +121,20 @@ func (w *response) WriteHeader(code int) {
 	}
 }
 
-// writeInterim sends a 1xx answer at once.
+// writeInterim sends a 1xx answer at once, but none to an HTTP/1.0
+// client, which knows no 1xx answers (RFC 9110, 15.2: a server must not
+// send it one), and no second 100 Continue, which would tell a client
+// already sending its body nothing. (net/http's server sends a second
+// one when a handler writes 100 after reading the body.)
 func (w *response) writeInterim(code int) {
+	if !w.req.ProtoAtLeast(1, 1) || code == http.StatusContinue && w.sentContinue {
+		return
+	}
+	if code == http.StatusContinue {
+		w.sentContinue = true
+	}
 	bw := w.c.bw
-	writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code)
+	writeStatusLine(bw, true, code)
 	for k, vv := range w.header {
 		if k == "Content-Length" || k == "Transfer-Encoding" {
 			continue
@@ -618,6 +629,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	if w.canWriteContinue {
 		w.canWriteContinue = false
 		if !w.sentHead {
+			w.sentContinue = true
 			bw := w.c.bw
 			bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 			bw.Flush()

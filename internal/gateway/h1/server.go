@@ -6,7 +6,8 @@
 // It keeps what net/http's server does that clients and the gateway's
 // handler rely on: requests parsed and checked by net/http's own
 // ReadRequest, keep-alive and pipelining, HTTP/1.0, Expect:
-// 100-continue, Content-Length computed for short answers and chunked
+// 100-continue, interim 1xx answers (103 Early Hints) written with
+// WriteHeader, Content-Length computed for short answers and chunked
 // encoding for long ones, content sniffing, the Date field, trailers,
 // Flush and Hijack (for upgrades), header and idle timeouts, the error
 // answers (400, 417, 431, 501, 505), recovery from handler panics, and

@@ -53,6 +53,17 @@ func testHandler(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %s %q", r.Method, r.Proto, b)
 	case "/ignorebody":
 		io.WriteString(w, "ignored")
+	case "/hints":
+		w.Header().Set("Link", "</a.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.WriteHeader(http.StatusProcessing)
+		io.WriteString(w, "final")
+	case "/continue":
+		// The body read sends 100 Continue; this one would be a second.
+		b, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusContinue)
+		w.Write(b)
 	case "/trailer":
 		w.Header().Set("Trailer", "X-Sum")
 		io.WriteString(w, "abc")
@@ -213,6 +224,7 @@ func TestSameAsNetHTTP(t *testing.T) {
 		{"headers seen", "GET /headers HTTP/1.1\r\n" + host + "X-A: 1\r\nx-a: 2\r\nAccept: */*\r\n\r\n"},
 		{"absolute form", "GET http://other.test/headers HTTP/1.1\r\n" + host + "\r\n"},
 		{"expect continue", "POST /echo HTTP/1.1\r\n" + host + "Expect: 100-continue\r\nContent-Length: 2\r\n\r\nhi"},
+		{"interim answers", "GET /hints HTTP/1.1\r\n" + host + "\r\n"},
 		{"expect other", "POST /echo HTTP/1.1\r\n" + host + "Expect: teapot\r\nContent-Length: 2\r\n\r\nhi"},
 		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\n" + host + "\r\n"},
 		{"malformed", "GET / HTTP/1.1\r\nno colon here\r\n\r\n"},
@@ -593,5 +605,24 @@ func TestWatcherKeepsNextRequest(t *testing.T) {
 		if string(body) != want {
 			t.Errorf("answered %q, want %q", body, want)
 		}
+	}
+}
+
+// TestInterimAnswers sends no 1xx answer to an HTTP/1.0 client, which
+// knows none (RFC 9110, 15.2), where net/http's server sends them, and
+// one 100 Continue at most to a client that asked for it.
+func TestInterimAnswers(t *testing.T) {
+	_, addr := startH1(t, http.HandlerFunc(testHandler), nil)
+	got := normalize(rawExchange(t, addr, "GET /hints HTTP/1.0\r\n\r\n"))
+	if !strings.HasPrefix(got, "HTTP/1.0 200 OK\r\n") || strings.Contains(got, " 103 ") || strings.Contains(got, " 102 ") {
+		t.Errorf("HTTP/1.0: %q", got)
+	}
+	got = rawExchange(t, addr, "POST /continue HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi")
+	if n := strings.Count(got, "100 Continue"); n != 1 || !strings.Contains(got, "\r\n\r\nhi") {
+		t.Errorf("%d × 100 Continue: %q", n, got)
+	}
+	got = rawExchange(t, addr, "POST /continue HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+	if n := strings.Count(got, "100 Continue"); n != 1 {
+		t.Errorf("handler's own 100 without Expect: %d sent: %q", n, got)
 	}
 }

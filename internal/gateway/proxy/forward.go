@@ -24,8 +24,11 @@ import (
 // from the inbound request, with the headers ReverseProxy with rewrite
 // would send, and copies the answer back as ReverseProxy does.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, m *backend.Member) {
-	// The outbound request.
-	out := &backend.Outbound{In: r, ContentLength: outgoingLength(r)}
+	// The outbound request, which relays the backend's interim answers
+	// (one allocation for both).
+	x := &exchange{relay: relay{w: w, r: r}}
+	out := &x.out
+	*out = backend.Outbound{In: r, ContentLength: outgoingLength(r), Interim: &x.relay}
 	if out.ContentLength != 0 {
 		out.Body = r.Body
 	}
@@ -99,6 +102,13 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, m *backend.Membe
 			dst.Add(http.TrailerPrefix+k, v)
 		}
 	}
+}
+
+// exchange is what forward sends and what relays the answers that come
+// before the final one.
+type exchange struct {
+	out   backend.Outbound
+	relay relay
 }
 
 // fast reports whether forward takes r: everything but protocol
@@ -286,12 +296,13 @@ func portString(port int) string {
 }
 
 // skipOutbound reports whether the client's field k stays behind: a
-// hop-by-hop field, one the request line or framing carries, or a
-// forwarding field the gateway sets.
+// hop-by-hop field, one the request line or framing carries, a
+// forwarding field the gateway sets, or Expect, which the gateway
+// answers itself (see relay).
 func skipOutbound(k string) bool {
 	switch k {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-		"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Expect",
 		"Host", "User-Agent", "Content-Length",
 		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",
 		"X-Original-Host":

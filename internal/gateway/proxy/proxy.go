@@ -88,12 +88,14 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request) Result {
 
 	// Upgrades and the rare requests forward does not take go through
 	// ReverseProxy, with a shallow copy whose URL points at the server;
-	// Rewrite fills in the rest from it.
-	out := *r
+	// Rewrite fills in the rest from it. The backend's Transport relays
+	// the interim answers, not ReverseProxy's hook, which only
+	// net/http's Transport calls.
+	out := r.WithContext(backend.WithInterim(r.Context(), &relay{w: w, r: r}))
 	u := *r.URL
 	u.Scheme, u.Host = p.b.Scheme(), m.Addr
 	out.URL = &u
-	p.rp.ServeHTTP(w, &out)
+	p.rp.ServeHTTP(w, out)
 	return Result{Server: m.Addr}
 }
 
@@ -106,6 +108,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+pr.Out.Header.Get("X-Forwarded-For"))
 	}
 	pr.Out.Header.Set("X-Original-Host", in.Host)
+	// The gateway answers Expect: 100-continue itself (see relay).
+	pr.Out.Header.Del("Expect")
 	if local, ok := in.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		if _, port, err := net.SplitHostPort(local.String()); err == nil {
 			pr.Out.Header.Set("X-Forwarded-Port", port)
