@@ -134,7 +134,9 @@ type request struct {
 // server goes again on a fresh one when rq.retry allows.
 func (p *connPool) do(ctx context.Context, addr string, rq *request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		pc, reused, err := p.get(ctx, addr)
+		// The retry dials: the other idle connections are likely as dead
+		// as the first (the server restarted, or closed them together).
+		pc, reused, err := p.get(ctx, addr, attempt > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -232,11 +234,12 @@ func (p *connPool) readResponse(pc *pconn, rq *request) (*http.Response, error) 
 	}
 }
 
-// get returns an idle connection to addr, or a new one.
-func (p *connPool) get(ctx context.Context, addr string) (pc *pconn, reused bool, err error) {
+// get returns an idle connection to addr, or a new one (always when
+// fresh).
+func (p *connPool) get(ctx context.Context, addr string, fresh bool) (pc *pconn, reused bool, err error) {
 	now := time.Now()
 	p.mu.Lock()
-	for list := p.idle[addr]; len(list) > 0; list = p.idle[addr] {
+	for list := p.idle[addr]; len(list) > 0 && !fresh; list = p.idle[addr] {
 		pc = list[len(list)-1]
 		p.idle[addr] = list[:len(list)-1]
 		if now.Sub(pc.idleSince) < p.idleTimeout {

@@ -105,6 +105,47 @@ func TestConnPoolRetriesClosedIdle(t *testing.T) {
 	}
 }
 
+// TestConnPoolRetriesOnAFreshConnection has two idle connections the
+// server closed: the request that finds the first dead goes again on a
+// new connection, not on the second dead one.
+func TestConnPoolRetriesOnAFreshConnection(t *testing.T) {
+	release := make(chan struct{})
+	srv, conns := testServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wait" {
+			<-release
+		}
+		w.Write([]byte("ok"))
+	})
+	p := plainPool(time.Second)
+	// Two requests at once leave two idle connections.
+	done := make(chan struct{})
+	for range 2 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			req, _ := http.NewRequest("GET", srv.URL+"/wait", nil)
+			if resp, err := p.RoundTrip(req); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	for conns.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	<-done
+	<-done
+
+	srv.CloseClientConnections()
+	time.Sleep(10 * time.Millisecond) // let the close reach the client side
+	if _, got := do(t, p, "GET", srv.URL, ""); got != "ok" {
+		t.Errorf("with two closed idle connections: %q", got)
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("%d connections, want 3", n)
+	}
+}
+
 // TestConnPoolDoesNotReuseUnfinished closes a connection whose body was
 // not read to the end, rather than reading the rest as the next answer.
 func TestConnPoolDoesNotReuseUnfinished(t *testing.T) {
