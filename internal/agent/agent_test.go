@@ -448,6 +448,36 @@ func TestExpiredCredential(t *testing.T) {
 	}
 }
 
+// TestCredentialRotatedUnderTheAgent rotates a working credential and
+// writes the new one to the agent's file: the old one is refused at once,
+// and the agent's next request, finding it refused, goes again with the
+// file's new one, so no client sees the refusal.
+func TestCredentialRotatedUnderTheAgent(t *testing.T) {
+	e := newEnv(t)
+	gw, cred := e.identity("gateway", "web-1", 0)
+	credFile := filepath.Join(t.TempDir(), "credential")
+	if err := os.WriteFile(credFile, []byte(cred+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := e.startAgent("web-1", func(c *Config) { c.CredentialFile = credFile })
+	if status, body := get(t, a, e.query("client_id", gw.ClientID), a.Header()); status != http.StatusOK {
+		t.Fatalf("before rotation: %d %v", status, body)
+	}
+
+	_, fresh, err := e.auth.RotateHostCredential(t.Context(), "web-1", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(credFile, []byte(fresh+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Past the cached token's half-life: the agent asks the authority.
+	e.clock.Advance(31 * time.Minute)
+	if status, body := get(t, a, e.query("client_id", gw.ClientID), a.Header()); status != http.StatusOK || body["access_token"] == "" {
+		t.Errorf("first request after the rotation: %d %v, want a token", status, body)
+	}
+}
+
 // TestUnassignedIdentityStopsGettingTokens unassigns the identity while
 // the agent holds its token: the agent refreshes, hears no, and stops.
 func TestUnassignedIdentityStopsGettingTokens(t *testing.T) {

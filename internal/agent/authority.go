@@ -169,8 +169,31 @@ func (c *authorityClient) token(ctx context.Context, kind, value, resource strin
 
 // call sends one request to the authority and decodes its JSON answer. A
 // refusal of the credential is remembered, so that requests stop going
-// out with a credential the authority will not take.
+// out with a credential the authority will not take; but when the
+// credential file holds another credential by then (it was rotated and
+// the old one refused at once), the request goes again with that one.
 func (c *authorityClient) call(ctx context.Context, method, path string, form url.Values, out any) error {
+	err := c.send(ctx, method, path, form, out)
+	var r *refusal
+	if !errors.As(err, &r) || !r.credentialRefused() || c.credentialFile == "" {
+		return err
+	}
+	before := c.heldCredential()
+	if c.loadCredential() != nil || c.heldCredential() == before {
+		return err
+	}
+	return c.send(ctx, method, path, form, out)
+}
+
+// heldCredential returns the credential requests go out with.
+func (c *authorityClient) heldCredential() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.credential
+}
+
+// send makes one request of call.
+func (c *authorityClient) send(ctx context.Context, method, path string, form url.Values, out any) error {
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
