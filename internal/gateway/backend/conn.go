@@ -43,10 +43,51 @@ type connPool struct {
 type pconn struct {
 	net.Conn
 	addr      string
-	br        *bufio.Reader
+	br        *bufio.Reader // reads through head
 	bw        *bufio.Writer
+	head      *headLimit
 	idleSince time.Time
 }
+
+// Sizes of a backend connection's buffers, and the most an answer's head
+// (status line and header fields, interim answers included) may take:
+// net/http's Transport allows 10 MB, nginx 4 or 8 KB by default; a
+// backend that sends more is broken or hostile, and gets the client a
+// 502 rather than the gateway's memory.
+const (
+	readBufferSize = 16 << 10
+	maxAnswerHead  = 64 << 10
+)
+
+// errHeadTooLarge ends reading an answer whose head is too large.
+var errHeadTooLarge = fmt.Errorf("the answer's head is larger than %d KiB", maxAnswerHead>>10)
+
+// headLimit counts what the connection's buffer reads while an answer's
+// head is read, and fails the read once that passes the limit. The
+// buffer may read a little of the body ahead, hence its size beside the
+// limit.
+type headLimit struct {
+	r    io.Reader
+	on   bool
+	left int
+}
+
+func (h *headLimit) Read(p []byte) (int, error) {
+	if !h.on {
+		return h.r.Read(p)
+	}
+	if h.left <= 0 {
+		return 0, errHeadTooLarge
+	}
+	p = p[:min(len(p), h.left)]
+	n, err := h.r.Read(p)
+	h.left -= n
+	return n, err
+}
+
+// arm starts counting, for a head; disarm stops.
+func (h *headLimit) arm()    { h.on, h.left = true, maxAnswerHead+readBufferSize }
+func (h *headLimit) disarm() { h.on = false }
 
 func newConnPool(dial func(ctx context.Context, addr string) (net.Conn, error), headerTimeout time.Duration) *connPool {
 	return &connPool{dial: dial, headerTimeout: headerTimeout, idleTimeout: 90 * time.Second,
@@ -211,6 +252,8 @@ func (p *connPool) exchange(ctx context.Context, pc *pconn, rq *request) (*http.
 // that a server cannot hold a client past the response header timeout by
 // sending 1xx answers; maxInterim bounds how many it can send within it.
 func (p *connPool) readResponse(pc *pconn, rq *request) (*http.Response, error) {
+	pc.head.arm()
+	defer pc.head.disarm()
 	if _, err := pc.br.Peek(1); err != nil {
 		return nil, noAnswer{fmt.Errorf("reading answer from %s: %w", pc.addr, err)}
 	}
@@ -254,7 +297,8 @@ func (p *connPool) get(ctx context.Context, addr string, fresh bool) (pc *pconn,
 	if err != nil {
 		return nil, false, err
 	}
-	return &pconn{Conn: conn, addr: addr, br: bufio.NewReaderSize(conn, 16<<10),
+	head := &headLimit{r: conn}
+	return &pconn{Conn: conn, addr: addr, br: bufio.NewReaderSize(head, readBufferSize), head: head,
 		bw: bufio.NewWriterSize(conn, 8<<10)}, false, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -290,6 +291,31 @@ func TestConnPoolInterim(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections, want 1: interim answers must leave the connection reusable", n)
+	}
+}
+
+// TestConnPoolAnswerHeadLimit takes an answer whose head is large but
+// within the limit, and refuses one past it, leaving the pool usable.
+func TestConnPoolAnswerHeadLimit(t *testing.T) {
+	srv, _ := testServer(t, func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("kib"))
+		w.Header().Set("X-Big", strings.Repeat("a", n<<10))
+		w.Write([]byte(strings.Repeat("b", 64<<10)))
+	})
+	p := plainPool(5 * time.Second)
+	resp, body := do(t, p, "GET", srv.URL+"?kib=40", "")
+	if len(resp.Header.Get("X-Big")) != 40<<10 || len(body) != 64<<10 {
+		t.Errorf("a 40 KiB head: %d header bytes, %d body bytes", len(resp.Header.Get("X-Big")), len(body))
+	}
+	req, _ := http.NewRequest("GET", srv.URL+"?kib=100", nil)
+	if resp, err := p.RoundTrip(req); err == nil {
+		resp.Body.Close()
+		t.Errorf("a 100 KiB head: %d, want an error", resp.StatusCode)
+	} else if !strings.Contains(err.Error(), "larger than 64 KiB") {
+		t.Errorf("a 100 KiB head: %v, want the limit named", err)
+	}
+	if _, body := do(t, p, "GET", srv.URL+"?kib=1", ""); len(body) != 64<<10 {
+		t.Errorf("after the refusal: %d body bytes", len(body))
 	}
 }
 
