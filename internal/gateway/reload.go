@@ -258,6 +258,7 @@ func (g *Gateway) retire(old, gen *generation) {
 			rb.cancel()
 		}
 	}
+	g.forgetMetrics(old, gen)
 	if old.accessLog != gen.accessLog {
 		g.wg.Go(func() {
 			select {
@@ -266,6 +267,33 @@ func (g *Gateway) retire(old, gen *generation) {
 			}
 			old.accessLog.Close()
 		})
+	}
+}
+
+// forgetMetrics drops the series of listeners and backend servers that old
+// had and gen does not.
+func (g *Gateway) forgetMetrics(old, gen *generation) {
+	listeners := map[string]bool{}
+	members := map[[3]string]bool{}
+	for _, l := range gen.listeners {
+		listeners[l.name] = true
+	}
+	for _, rb := range gen.backends {
+		for _, m := range rb.b.Members {
+			members[[3]string{rb.b.Pool, rb.b.Settings.Name, m.Addr}] = true
+		}
+	}
+	for _, l := range old.listeners {
+		if !listeners[l.name] {
+			l.metrics.Forget()
+		}
+	}
+	for _, rb := range old.backends {
+		for _, m := range rb.b.Members {
+			if k := [3]string{rb.b.Pool, rb.b.Settings.Name, m.Addr}; !members[k] {
+				g.metrics.ForgetBackendMember(k[0], k[1], k[2])
+			}
+		}
 	}
 }
 

@@ -347,6 +347,15 @@ func TestReloadPorts(t *testing.T) {
 	if resp, _ := get(t, client(fmt.Sprintf("127.0.0.1:%d", kept), nil, false), "http://any.test/"); resp.StatusCode != http.StatusOK {
 		t.Errorf("kept port answered %d", resp.StatusCode)
 	}
+
+	// The removed listener's series are gone; the kept one's stay.
+	metrics := adminGet(t, gw, "/metrics")
+	if strings.Contains(metrics, fmt.Sprintf(`listener="l%d"`, dropped)) {
+		t.Errorf("/metrics still has series of the removed listener l%d", dropped)
+	}
+	if !strings.Contains(metrics, fmt.Sprintf(`keygate_gateway_requests_total{code="200",gateway="ports",listener="l%d"}`, kept)) {
+		t.Errorf("/metrics lost the kept listener l%d:\n%s", kept, metrics)
+	}
 }
 
 // TestReloadRefused reloads files that cannot be applied: one that does

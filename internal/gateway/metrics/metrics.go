@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,6 +109,13 @@ func (m *Metrics) Reload(ok bool, t time.Time) {
 	m.Loaded(t)
 }
 
+
+// ForgetBackendMember drops the health series of a backend server a
+// reload removed.
+func (m *Metrics) ForgetBackendMember(pool, settings, address string) {
+	m.backendHealth.DeleteLabelValues(pool, settings, address)
+}
+
 // Listener returns the request metrics of one listener, with its label
 // values looked up once rather than on every request.
 func (m *Metrics) Listener(name string) *Listener {
@@ -116,14 +124,29 @@ func (m *Metrics) Listener(name string) *Listener {
 
 // Listener is the request metrics of one listener.
 type Listener struct {
-	m        *Metrics
-	name     string
-	duration prometheus.Observer
-	codes    sync.Map // int -> prometheus.Counter
+	m         *Metrics
+	name      string
+	duration  prometheus.Observer
+	codes     sync.Map // int -> prometheus.Counter
+	forgotten atomic.Bool
+}
+
+// Forget drops the series of a listener a reload removed, so that
+// /metrics no longer shows it. Requests still draining on it go
+// uncounted from then on.
+func (l *Listener) Forget() {
+	l.forgotten.Store(true)
+	labels := prometheus.Labels{"listener": l.name}
+	l.m.requests.DeletePartialMatch(labels)
+	l.m.duration.DeletePartialMatch(labels)
+	l.m.handshakes.DeletePartialMatch(labels)
 }
 
 // Request counts a request answered with code after d.
 func (l *Listener) Request(code int, d time.Duration) {
+	if l.forgotten.Load() {
+		return
+	}
 	c, ok := l.codes.Load(code)
 	if !ok {
 		c, _ = l.codes.LoadOrStore(code, l.m.requests.WithLabelValues(l.name, strconv.Itoa(code)))
