@@ -109,7 +109,6 @@ func (m *Metrics) Reload(ok bool, t time.Time) {
 	m.Loaded(t)
 }
 
-
 // ForgetBackendMember drops the health series of a backend server a
 // reload removed.
 func (m *Metrics) ForgetBackendMember(pool, settings, address string) {
