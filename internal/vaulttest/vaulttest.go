@@ -50,6 +50,10 @@ type Options struct {
 	// pgtest.URL); empty means the embedded store. StartReplica needs it.
 	StoreURL string
 
+	// MaxCallerEventStreams bounds the event streams of one caller from
+	// one address; zero means the server's default.
+	MaxCallerEventStreams int
+
 	// replicaOf, set by StartReplica, is the vault whose store, master
 	// key and URL a replica shares.
 	replicaOf *Vault
@@ -117,6 +121,8 @@ func (v *Vault) start() {
 		TokenLifetime: v.opts.TokenLifetime,
 		PurgeInterval: v.opts.PurgeInterval,
 		StoreURL:      v.opts.StoreURL,
+
+		MaxCallerEventStreams: v.opts.MaxCallerEventStreams,
 	}
 	if p := v.opts.replicaOf; p != nil {
 		key, err := os.ReadFile(filepath.Join(p.dir, "master.key"))

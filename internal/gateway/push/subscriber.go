@@ -103,6 +103,9 @@ type State struct {
 	Since     time.Time `json:"since,omitzero"`
 	LastEvent uint64    `json:"lastEventId,omitempty"`
 	LastError string    `json:"lastError,omitempty"`
+
+	// RetryAt is when the next connection attempt is due, while down.
+	RetryAt time.Time `json:"retryAt,omitzero"`
 }
 
 // Subscriber follows one vault's event stream. Run does the work; State
@@ -173,6 +176,13 @@ func (s *Subscriber) Run(ctx context.Context) {
 		if errors.As(err, &r) {
 			s.deny(err)
 		}
+		// A vault that says when to come back (429 over its stream
+		// limit, 503) is not asked sooner.
+		var b *busy
+		if errors.As(err, &b) {
+			wait = max(wait, min(b.after, s.cfg.MaxBackoff))
+		}
+		s.setRetryAt(time.Now().Add(wait))
 		select {
 		case <-ctx.Done():
 			return
@@ -180,6 +190,35 @@ func (s *Subscriber) Run(ctx context.Context) {
 		}
 		wait = min(2*wait, s.cfg.MaxBackoff)
 	}
+}
+
+// busy is the vault asking the subscriber to come back after a while.
+type busy struct {
+	status int
+	after  time.Duration
+}
+
+func (b *busy) Error() string {
+	return fmt.Sprintf("opening the event stream: %d %s, retry after %s", b.status, http.StatusText(b.status), b.after)
+}
+
+// retryAfter reads the wait a 429 or 503 answer asks for in its
+// Retry-After (seconds), or returns nil.
+func retryAfter(resp *http.Response) error {
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
+		return nil
+	}
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || secs <= 0 {
+		return nil
+	}
+	return &busy{status: resp.StatusCode, after: time.Duration(secs) * time.Second}
+}
+
+func (s *Subscriber) setRetryAt(t time.Time) {
+	s.mu.Lock()
+	s.state.RetryAt = t
+	s.mu.Unlock()
 }
 
 // errNoStream is a vault that offers no event stream, as Azure Key Vault
@@ -287,6 +326,9 @@ func (s *Subscriber) open(ctx context.Context, token string) (*http.Response, er
 		}
 		if resp.StatusCode == http.StatusNotFound {
 			return nil, errNoStream
+		}
+		if err := retryAfter(resp); err != nil {
+			return nil, err
 		}
 		return nil, fmt.Errorf("opening the event stream: %s (%s)", resp.Status, resp.Header.Get("x-ms-error-code"))
 	}

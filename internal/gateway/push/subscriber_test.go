@@ -350,3 +350,31 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// TestSubscriberWaitsAsTold meets a vault over its stream limit: the
+// subscriber reports the 429 and waits the Retry-After the vault asked
+// for (capped by MaxBackoff) before it tries again, rather than its
+// usual short backoff.
+func TestSubscriberWaitsAsTold(t *testing.T) {
+	v := vaulttest.StartWith(t, vaulttest.Options{MaxCallerEventStreams: 1})
+	first := subscriber(t, v, newRecorder(), nil)
+	run(t, first)
+	waitFor(t, "the first stream to open", func() bool { return first.State().Connected })
+
+	cred, err := v.Admin.Credential(v.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := push.New(push.Config{
+		VaultURL: v.URL, Credential: cred, HTTPClient: v.HTTP, VerifyChallenge: true,
+		OnEvent: func(push.Event) {}, OnResync: func() {},
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 10 * time.Minute,
+	})
+	run(t, second)
+	waitFor(t, "the second stream to be throttled", func() bool {
+		return strings.Contains(second.State().LastError, "429") && !second.State().RetryAt.IsZero()
+	})
+	if wait := time.Until(second.State().RetryAt); wait < 20*time.Second {
+		t.Errorf("retrying in %s after a 429 with Retry-After: 30, want about 30s", wait)
+	}
+}
