@@ -127,17 +127,19 @@ func (f *fixture) newPrincipal(t *testing.T, roles ...string) (identity.ServiceP
 func (f *fixture) credential(t *testing.T, clientID, secret string) *azidentity.ClientSecretCredential {
 	t.Helper()
 	cred, err := azidentity.NewClientSecretCredential(f.auth.TenantID(), clientID, secret,
-		&azidentity.ClientSecretCredentialOptions{
-			ClientOptions: azcore.ClientOptions{
-				Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: f.srv.URL + "/"},
-				Transport: f.srv.Client(),
-			},
-			DisableInstanceDiscovery: true,
-		})
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: f.clientOptions(), DisableInstanceDiscovery: true})
 	if err != nil {
 		t.Fatalf("NewClientSecretCredential: %v", err)
 	}
 	return cred
+}
+
+// clientOptions point an SDK credential at the fixture's authority.
+func (f *fixture) clientOptions() azcore.ClientOptions {
+	return azcore.ClientOptions{
+		Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: f.srv.URL + "/"},
+		Transport: f.srv.Client(),
+	}
 }
 
 // getToken asks the SDK for a token for scope, failing fast rather than

@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/golang-jwt/jwt/v5"
@@ -77,13 +75,7 @@ func TestClientCertificateCredential(t *testing.T) {
 	}
 
 	cred, err := azidentity.NewClientCertificateCredential(f.auth.TenantID(), sp.ClientID, []*x509.Certificate{cert}, key,
-		&azidentity.ClientCertificateCredentialOptions{
-			ClientOptions: azcore.ClientOptions{
-				Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: f.srv.URL + "/"},
-				Transport: f.srv.Client(),
-			},
-			DisableInstanceDiscovery: true,
-		})
+		&azidentity.ClientCertificateCredentialOptions{ClientOptions: f.clientOptions(), DisableInstanceDiscovery: true})
 	if err != nil {
 		t.Fatal(err)
 	}
