@@ -167,6 +167,19 @@ async function secrets(sc) {
 
   r.missing = await expectError(() => sc.getSecret("js-missing"));
 
+  const notBefore = new Date(Date.UTC(2026, 0, 2, 3, 4, 5));
+  const expiresOn = new Date(Date.UTC(2036, 0, 2, 3, 4, 5));
+  await sc.setSecret("js-dated", "dated", { notBefore, expiresOn, enabled: false });
+  const dated = (await collect(sc.listPropertiesOfSecretVersions("js-dated")))[0];
+  r.dated = {
+    notBefore: dated.notBefore?.getTime() === notBefore.getTime(),
+    expiresOn: dated.expiresOn?.getTime() === expiresOn.getTime(),
+    enabled: dated.enabled,
+    get: await expectError(() => sc.getSecret("js-dated")),
+  };
+  await (await sc.beginDeleteSecret("js-dated", poll)).pollUntilDone();
+  await sc.purgeDeletedSecret("js-dated");
+
   for (let i = 0; i < 12; i++) {
     await sc.setSecret(`js-page-${String(i).padStart(2, "0")}`, `v${i}`);
   }
@@ -310,6 +323,91 @@ async function certificates(cc, sc) {
     served: await servedBy(Buffer.from(createdSecret.value, "base64")),
   };
   r.missing = await expectError(() => cc.getCertificate("js-missing"));
+  r.lifecycle = await certificateLifecycle(cc);
+  return r;
+}
+
+// certificateLifecycle goes on with the certificates the scenario made:
+// properties, policy, operations, contacts, delete to restore.
+async function certificateLifecycle(cc) {
+  const r = {};
+  const props = await cc.updateCertificateProperties("js-pfx", "", { tags: { env: "test" } });
+  // updateCertificatePolicy answers an empty policy whatever the service
+  // said (the SDK drops the response), so the policy is read back.
+  await cc.updateCertificatePolicy("js-self", {
+    issuerName: "Self",
+    subject: "CN=js.keygate.test",
+    validityInMonths: 12,
+    lifetimeActions: [{ action: "AutoRenew", lifetimePercentage: 80 }],
+  });
+  const policy = await cc.getCertificatePolicy("js-self");
+  const op = (await cc.getCertificateOperation("js-self", poll)).getOperationState();
+  const listed = await collect(cc.listPropertiesOfCertificates());
+  r.update = {
+    tags: props.properties.tags,
+    validityInMonths: policy.validityInMonths,
+    lifetimeActions: policy.lifetimeActions,
+    keyCurveName: policy.keyCurveName,
+    operation: op.certificateOperation?.status,
+    operationDone: op.isCompleted,
+    listed: listed.map((p) => p.name),
+  };
+
+  const contacts = [{ email: "ops@keygate.test", name: "Ops", phone: "555-0100" }];
+  const set = await cc.setContacts(contacts);
+  const got = await cc.getContacts();
+  await cc.deleteContacts();
+  r.contacts = {
+    set: set?.map((c) => c.email),
+    got: got?.map((c) => c.email),
+    afterDelete: await expectError(() => cc.getContacts()),
+  };
+
+  const deleted = await (await cc.beginDeleteCertificate("js-pem", poll)).pollUntilDone();
+  const gotDeleted = await cc.getDeletedCertificate("js-pem");
+  const listedDeleted = await collect(cc.listDeletedCertificates());
+  const recovered = await (await cc.beginRecoverDeletedCertificate("js-pem", poll)).pollUntilDone();
+  const backup = await cc.backupCertificate("js-pem");
+  await (await cc.beginDeleteCertificate("js-pem", poll)).pollUntilDone();
+  await cc.purgeDeletedCertificate("js-pem");
+  const afterPurge = await expectError(() => cc.getDeletedCertificate("js-pem"));
+  const restored = await cc.restoreCertificateBackup(backup);
+  r.delete = {
+    recoveryId: deleted.recoveryId,
+    deletedOn: deleted.deletedOn?.getTime(),
+    scheduledPurgeDate: deleted.scheduledPurgeDate?.getTime(),
+    gotDeleted: gotDeleted.name,
+    listed: listedDeleted.map((d) => d.name),
+    recovered: recovered.name,
+    backupSize: backup?.length,
+    afterPurge,
+    restored: restored.name,
+    restoredCer: sha256(restored.cer),
+  };
+
+  // A certificate an outside CA must sign: the operation poller reads the
+  // version being made, then the operation is cancelled and deleted.
+  await cc.beginCreateCertificate("js-pending", {
+    issuerName: "Unknown",
+    subject: "CN=pending.keygate.test",
+    keyType: "EC",
+    keyCurveName: "P-256",
+  }, poll);
+  const opPoller = await cc.getCertificateOperation("js-pending", poll);
+  const state = opPoller.getOperationState();
+  await opPoller.cancelOperation();
+  const cancelled = opPoller.getOperationState().certificateOperation;
+  const removed = await cc.deleteCertificateOperation("js-pending");
+  r.pending = {
+    status: state.certificateOperation?.status,
+    issuerName: state.certificateOperation?.issuerName,
+    version: state.result?.properties.version,
+    enabled: state.result?.properties.enabled,
+    hasCer: state.result?.cer !== undefined,
+    cancellationRequested: cancelled?.cancellationRequested,
+    removed: removed?.name,
+    afterDelete: await expectError(() => cc.getCertificate("js-pending")),
+  };
   return r;
 }
 

@@ -105,7 +105,11 @@ type jsSecretsResult struct {
 		BigLength   int
 	}
 	Missing jsError
-	List    struct {
+	Dated   struct {
+		NotBefore, ExpiresOn, Enabled bool
+		Get                           jsError
+	}
+	List struct {
 		Pages    [][]string
 		All      []string
 		Versions []struct {
@@ -180,6 +184,9 @@ func checkJSSecrets(t *testing.T, tv *testVault, out map[string]json.RawMessage,
 
 	if r.Missing != (jsError{http.StatusNotFound, "SecretNotFound"}) {
 		t.Errorf("missing secret: %+v, want 404 SecretNotFound", r.Missing)
+	}
+	if dt := r.Dated; !dt.NotBefore || !dt.ExpiresOn || dt.Enabled || dt.Get != (jsError{http.StatusForbidden, "Forbidden"}) {
+		t.Errorf("secret set disabled with nbf and exp: %+v", dt)
 	}
 	checkJSPaging(t, r)
 
@@ -273,7 +280,42 @@ type jsCertificatesResult struct {
 		Versions []string
 		Served   string
 	}
-	Missing jsError
+	Missing   jsError
+	Lifecycle struct {
+		Update struct {
+			Tags             map[string]string
+			ValidityInMonths int
+			LifetimeActions  []struct {
+				Action             string
+				LifetimePercentage int
+			}
+			KeyCurveName  string
+			Operation     string
+			OperationDone bool
+			Listed        []string
+		}
+		Contacts struct {
+			Set, Got    []string
+			AfterDelete jsError
+		}
+		Delete struct {
+			RecoveryID                    string
+			DeletedOn, ScheduledPurgeDate int64
+			GotDeleted                    string
+			Listed                        []string
+			Recovered                     string
+			BackupSize                    int
+			AfterPurge                    jsError
+			Restored, RestoredCer         string
+		}
+		Pending struct {
+			Status, IssuerName, Version string
+			Enabled, HasCer             bool
+			CancellationRequested       bool
+			Removed                     string
+			AfterDelete                 jsError
+		}
+	}
 }
 
 func checkJSCertificates(t *testing.T, out map[string]json.RawMessage, pfx, pem jsImport) {
@@ -322,6 +364,53 @@ func checkJSCertificates(t *testing.T, out map[string]json.RawMessage, pfx, pem 
 	}
 	if r.Missing != (jsError{http.StatusNotFound, "CertificateNotFound"}) {
 		t.Errorf("missing certificate: %+v, want 404 CertificateNotFound", r.Missing)
+	}
+	checkJSCertificateLifecycle(t, r, pem)
+}
+
+func checkJSCertificateLifecycle(t *testing.T, r jsCertificatesResult, pem jsImport) {
+	u := r.Lifecycle.Update
+	if !sameJSON(u.Tags, map[string]string{"env": "test"}) {
+		t.Errorf("tags after update: %v", u.Tags)
+	}
+	if u.ValidityInMonths != 12 || len(u.LifetimeActions) != 1 || u.LifetimeActions[0].Action != "AutoRenew" ||
+		u.LifetimeActions[0].LifetimePercentage != 80 || u.KeyCurveName != "P-256" {
+		t.Errorf("policy after update: %+v (the key's curve must stay)", u)
+	}
+	if u.Operation != "completed" || !u.OperationDone {
+		t.Errorf("operation of a created certificate: %q, done %v", u.Operation, u.OperationDone)
+	}
+	if !slices.Equal(u.Listed, []string{"js-pem", "js-pfx", "js-self"}) {
+		t.Errorf("certificates listed: %v", u.Listed)
+	}
+
+	c := r.Lifecycle.Contacts
+	if !slices.Equal(c.Set, []string{"ops@keygate.test"}) || !slices.Equal(c.Got, c.Set) || c.AfterDelete.Status != http.StatusNotFound {
+		t.Errorf("contacts: %+v", c)
+	}
+
+	d := r.Lifecycle.Delete
+	if !strings.HasSuffix(d.RecoveryID, "/deletedcertificates/js-pem") || d.GotDeleted != "js-pem" || !slices.Contains(d.Listed, "js-pem") {
+		t.Errorf("deleted certificate: %+v", d)
+	}
+	if d.DeletedOn == 0 || d.ScheduledPurgeDate-d.DeletedOn != 90*24*3600*1000 {
+		t.Errorf("deleted on %d, purge scheduled %d: want 90 days apart", d.DeletedOn, d.ScheduledPurgeDate)
+	}
+	if d.Recovered != "js-pem" || d.BackupSize == 0 || d.AfterPurge != (jsError{http.StatusNotFound, "CertificateNotFound"}) {
+		t.Errorf("recover, backup, purge: %+v", d)
+	}
+	if d.Restored != "js-pem" || d.RestoredCer != sha256Hex(pem.leaf.Raw) {
+		t.Errorf("restored %q: the leaf came back %v", d.Restored, d.RestoredCer == sha256Hex(pem.leaf.Raw))
+	}
+
+	// The operation poller first reads the certificate being made: Key
+	// Vault shows it as a disabled version without cer.
+	p := r.Lifecycle.Pending
+	if p.Status != "inProgress" || p.IssuerName != "Unknown" || !isVersion(p.Version) || p.Enabled || p.HasCer {
+		t.Errorf("certificate being made, as the operation poller saw it: %+v", p)
+	}
+	if !p.CancellationRequested || p.Removed != "js-pending" || p.AfterDelete != (jsError{http.StatusNotFound, "CertificateNotFound"}) {
+		t.Errorf("cancel and delete of the operation: %+v", p)
 	}
 }
 
