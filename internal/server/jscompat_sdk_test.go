@@ -385,7 +385,7 @@ func checkJSCertificateLifecycle(t *testing.T, r jsCertificatesResult, pem jsImp
 	}
 
 	c := r.Lifecycle.Contacts
-	if !slices.Equal(c.Set, []string{"ops@keygate.test"}) || !slices.Equal(c.Got, c.Set) || c.AfterDelete.Status != http.StatusNotFound {
+	if !slices.Equal(c.Set, []string{"ops@keygate.test"}) || !slices.Equal(c.Got, c.Set) || c.AfterDelete != (jsError{http.StatusNotFound, "ContactsNotFound"}) {
 		t.Errorf("contacts: %+v", c)
 	}
 

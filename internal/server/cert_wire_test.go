@@ -73,3 +73,32 @@ func TestCertificateBeingMadeReadsAsDisabledVersion(t *testing.T) {
 		t.Errorf("GetCertificate after the creation was cancelled: %v, want 404 CertificateNotFound", err)
 	}
 }
+
+// TestNotFoundCodesOfContactsAndOperations checks the codes Key Vault
+// gives a missing contact list and a missing pending operation, which
+// are not CertificateNotFound.
+func TestNotFoundCodesOfContactsAndOperations(t *testing.T) {
+	tv := startVault(t, "")
+	c := tv.certs()
+	if _, err := c.GetContacts(ctxT(t), nil); statusOf(err) != http.StatusNotFound || codeOf(err) != "ContactsNotFound" {
+		t.Errorf("contacts never set: %v, want 404 ContactsNotFound", err)
+	}
+	if _, err := c.DeleteContacts(ctxT(t), nil); statusOf(err) != http.StatusNotFound || codeOf(err) != "ContactsNotFound" {
+		t.Errorf("deleting contacts never set: %v, want 404 ContactsNotFound", err)
+	}
+
+	pol := certPolicy(pki.KeySpec{Type: pki.KeyTypeEC, Curve: pki.CurveP256}, "Self", "done.example", "application/x-pkcs12")
+	if _, err := c.CreateCertificate(ctxT(t), "done", azcertificates.CreateCertificateParameters{CertificatePolicy: pol}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitOperation(t, c, "done", notInProgress)
+	if _, err := c.DeleteCertificateOperation(ctxT(t), "done", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetCertificateOperation(ctxT(t), "done", nil); statusOf(err) != http.StatusNotFound || codeOf(err) != "PendingCertificateNotFound" {
+		t.Errorf("operation after its delete: %v, want 404 PendingCertificateNotFound", err)
+	}
+	if _, err := c.GetCertificate(ctxT(t), "done", "", nil); err != nil {
+		t.Errorf("the certificate outlives its operation: %v", err)
+	}
+}
