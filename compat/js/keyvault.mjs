@@ -8,11 +8,12 @@
 //
 //	NODE_EXTRA_CA_CERTS       the vault's CA (Node reads it at start)
 //	KEYGATE_VAULT_URL         the vault
-//	KEYGATE_CREDENTIAL        secret | certificate | managed
+//	KEYGATE_CREDENTIAL        secret | certificate | managed | default
 //	KEYGATE_TENANT_ID, KEYGATE_CLIENT_ID, KEYGATE_AUTHORITY_HOST
 //	KEYGATE_CLIENT_SECRET     for secret
 //	KEYGATE_CLIENT_CERTIFICATE  a PEM file with key and certificate, for certificate
-//	(managed reads IDENTITY_ENDPOINT and IDENTITY_HEADER, as the SDK does)
+//	(managed and default (DefaultAzureCredential) read IDENTITY_ENDPOINT
+//	and IDENTITY_HEADER, as the SDK does)
 //	KEYGATE_VERIFY_CHALLENGE  1 keeps the challenge resource verification on
 //	KEYGATE_RESOLVE           an IP address every host name resolves to, as
 //	                          a hosts file entry would
@@ -30,6 +31,7 @@ import tls from "node:tls";
 import {
   ClientCertificateCredential,
   ClientSecretCredential,
+  DefaultAzureCredential,
   ManagedIdentityCredential,
 } from "@azure/identity";
 import { CertificateClient } from "@azure/keyvault-certificates";
@@ -87,8 +89,10 @@ function credential() {
       );
     case "managed":
       return new ManagedIdentityCredential();
+    case "default":
+      return new DefaultAzureCredential();
     default:
-      throw new Error("KEYGATE_CREDENTIAL must be secret, certificate or managed");
+      throw new Error("KEYGATE_CREDENTIAL must be secret, certificate, managed or default");
   }
 }
 

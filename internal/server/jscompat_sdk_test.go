@@ -420,8 +420,8 @@ type jsReadResult struct {
 }
 
 // TestJavaScriptManagedIdentity reads a secret with the JavaScript SDK's
-// ManagedIdentityCredential through the vault's local agent, given only
-// IDENTITY_ENDPOINT and IDENTITY_HEADER.
+// ManagedIdentityCredential, and with DefaultAzureCredential, through the
+// vault's local agent, given only IDENTITY_ENDPOINT and IDENTITY_HEADER.
 func TestJavaScriptManagedIdentity(t *testing.T) {
 	needNode(t)
 	tv := startVault(t, "", func(c *server.Config) { c.AgentListen = "127.0.0.1:0" })
@@ -432,13 +432,14 @@ func TestJavaScriptManagedIdentity(t *testing.T) {
 	env := append(tv.srv.AgentEnvironment(),
 		"NODE_EXTRA_CA_CERTS="+tv.creds.CAFile,
 		"KEYGATE_VAULT_URL="+tv.srv.URL(),
-		"KEYGATE_CREDENTIAL=managed",
 		"KEYGATE_SECRET_NAME=mi-secret",
 	)
-	var r jsReadResult
-	decodeJS(t, runNode(t, env, "read"), "read", &r)
-	if r.Value != sha256Hex([]byte(value)) || !strings.HasPrefix(r.ID, tv.srv.URL()+"/secrets/mi-secret/") {
-		t.Errorf("read through the agent: id %q, value is the one set %v", r.ID, r.Value == sha256Hex([]byte(value)))
+	for _, kind := range []string{"managed", "default"} {
+		var r jsReadResult
+		decodeJS(t, runNode(t, append(env, "KEYGATE_CREDENTIAL="+kind), "read"), "read", &r)
+		if r.Value != sha256Hex([]byte(value)) || !strings.HasPrefix(r.ID, tv.srv.URL()+"/secrets/mi-secret/") {
+			t.Errorf("%s credential through the agent: id %q, value is the one set %v", kind, r.ID, r.Value == sha256Hex([]byte(value)))
+		}
 	}
 	tv.mustFindAudit("the local identity's read", func(r audit.Record) bool {
 		return r.Operation == "SecretGet" && r.ObjectName == "mi-secret" && r.Status == 200 && r.CallerObjectID != ""
