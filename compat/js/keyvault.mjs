@@ -12,6 +12,7 @@
 //	KEYGATE_TENANT_ID, KEYGATE_CLIENT_ID, KEYGATE_AUTHORITY_HOST
 //	KEYGATE_CLIENT_SECRET     for secret
 //	KEYGATE_CLIENT_CERTIFICATE  a PEM file with key and certificate, for certificate
+//	KEYGATE_SEND_CHAIN        1 sends the certificate chain (x5c) in assertions
 //	(managed and default (DefaultAzureCredential) read IDENTITY_ENDPOINT
 //	and IDENTITY_HEADER, as the SDK does)
 //	KEYGATE_VERIFY_CHALLENGE  1 keeps the challenge resource verification on
@@ -84,8 +85,8 @@ function credential() {
       return new ClientCertificateCredential(
         required("KEYGATE_TENANT_ID"),
         required("KEYGATE_CLIENT_ID"),
-        required("KEYGATE_CLIENT_CERTIFICATE"),
-        options,
+        { certificatePath: required("KEYGATE_CLIENT_CERTIFICATE") },
+        { ...options, sendCertificateChain: env.KEYGATE_SEND_CHAIN === "1" },
       );
     case "managed":
       return new ManagedIdentityCredential();

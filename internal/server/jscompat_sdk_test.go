@@ -449,8 +449,9 @@ func TestJavaScriptManagedIdentity(t *testing.T) {
 
 // TestJavaScriptClientCertificate signs in with the JavaScript SDK's
 // ClientCertificateCredential as a service principal registered with a
-// certificate (its assertion's x5t#S256 in base64url), and reads a
-// secret it was granted.
+// certificate (its assertion's x5t#S256 in base64url), from a PEM file
+// holding the chain and sending it (x5c), and reads a secret it was
+// granted.
 func TestJavaScriptClientCertificate(t *testing.T) {
 	needNode(t)
 	tv := startVault(t, "")
@@ -466,7 +467,7 @@ func TestJavaScriptClientCertificate(t *testing.T) {
 	if _, err := tv.secrets.SetSecret(ctxT(t), "cert-secret", azsecrets.SetSecretParameters{Value: to.Ptr(value)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	keyAndCert, err := (&pki.Bundle{Key: b.Key, Certs: b.Certs[:1]}).EncodePEM()
+	keyAndCert, err := b.EncodePEM() // the key, then leaf, intermediate and root
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,6 +485,7 @@ func TestJavaScriptClientCertificate(t *testing.T) {
 		"KEYGATE_CLIENT_CERTIFICATE=" + certFile,
 		"KEYGATE_AUTHORITY_HOST=" + tv.srv.AuthorityHost(),
 		"KEYGATE_SECRET_NAME=cert-secret",
+		"KEYGATE_SEND_CHAIN=1", // the assertion carries x5c, for subject name and issuer authentication
 	}
 	var r jsReadResult
 	decodeJS(t, runNode(t, env, "read"), "read", &r)
