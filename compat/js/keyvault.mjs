@@ -3,11 +3,12 @@
 //
 //	node keyvault.mjs SCENARIO...
 //
-// with the scenarios secrets, certificates and read (see below). What to
+// with the scenarios secrets, certificates, read and other (see below). What to
 // do comes from the environment:
 //
 //	NODE_EXTRA_CA_CERTS       the vault's CA (Node reads it at start)
 //	KEYGATE_VAULT_URL         the vault
+//	KEYGATE_OTHER_VAULT_URL   another vault, for the scenario other
 //	KEYGATE_CREDENTIAL        secret | certificate | managed | default
 //	KEYGATE_TENANT_ID, KEYGATE_CLIENT_ID, KEYGATE_AUTHORITY_HOST
 //	KEYGATE_CLIENT_SECRET     for secret
@@ -416,6 +417,7 @@ async function certificateLifecycle(cc) {
   return r;
 }
 
+// read reads KEYGATE_SECRET_NAME.
 async function read(sc) {
   const s = await sc.getSecret(required("KEYGATE_SECRET_NAME"));
   return { id: s.properties.id, value: sha256(s.value) };
@@ -431,6 +433,9 @@ async function main() {
     secrets: () => secrets(sc),
     certificates: () => certificates(cc, sc),
     read: () => read(sc),
+    // other reads the same name from KEYGATE_OTHER_VAULT_URL, with the
+    // same credential.
+    other: () => read(new SecretClient(required("KEYGATE_OTHER_VAULT_URL"), cred, options)),
   };
   const out = {};
   for (const name of process.argv.slice(2)) {

@@ -31,7 +31,16 @@ func TestHostnameKeepsChallengeVerification(t *testing.T) {
 		t.Fatalf("resource = %q, want prefix %q", got, want)
 	}
 
-	hc := tv.dialLoopback()
+	// No resolver here knows keygate.test: dial every name to the server's
+	// loopback address, as a hosts file entry would.
+	addr := strings.TrimPrefix(tv.srv.URL(), "https://")
+	addr = "127.0.0.1" + addr[strings.LastIndex(addr, ":"):]
+	tr := tv.http.Transport.(*http.Transport).Clone()
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	hc := &http.Client{Transport: tr}
+
 	cred, err := tv.creds.Credential(hc)
 	if err != nil {
 		t.Fatal(err)
@@ -53,19 +62,6 @@ func TestHostnameKeepsChallengeVerification(t *testing.T) {
 	if !strings.HasPrefix(string(*got.ID), "https://"+host+":") {
 		t.Errorf("id %s is not under the host name", *got.ID)
 	}
-}
-
-// dialLoopback returns an HTTP client like tv's that dials every name to
-// the server's loopback address, as a hosts file entry would: no resolver
-// here knows the names the tests serve the vault under.
-func (tv *testVault) dialLoopback() *http.Client {
-	addr := strings.TrimPrefix(tv.srv.URL(), "https://")
-	addr = "127.0.0.1" + addr[strings.LastIndex(addr, ":"):]
-	tr := tv.http.Transport.(*http.Transport).Clone()
-	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, network, addr)
-	}
-	return &http.Client{Transport: tr}
 }
 
 // TestOperatorCertificate serves the operator's certificate instead of one

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"software.sslmate.com/src/go-pkcs12"
@@ -500,33 +499,40 @@ func TestJavaScriptClientCertificate(t *testing.T) {
 
 // TestJavaScriptHostname serves the vault under a DNS name and keeps the
 // JavaScript SDK's challenge resource verification on: the challenge's
-// resource must be a parent domain of the vault's host. (The same client
-// reaching the vault by IP address fails that verification in the SDK,
-// before any request: the check is really on.)
+// resource must be a parent domain of the vault's host. The default vault
+// is read at the server's name, a second vault at its own (NAME.DOMAIN).
+// (The same client reaching the vault by IP address fails that
+// verification in the SDK, before any request: the check is really on.)
 func TestJavaScriptHostname(t *testing.T) {
 	needNode(t)
 	const host = "kv.vault.keygate.test"
 	tv := startVault(t, "", func(c *server.Config) { c.Hostname = host })
-	const value = "read-by-node-by-name"
-	hc := tv.dialLoopback()
-	cred, err := tv.creds.Credential(hc)
-	if err != nil {
-		t.Fatal(err)
+	tv.http = tv.loopbackClient() // for the management API under the name
+	doc := tv.mustManage(http.StatusCreated, "PUT", "/vaults/team", map[string]any{"properties": map[string]any{
+		"accessPolicies": []any{map[string]any{"tenantId": tv.creds.TenantID, "objectId": tv.adminObjectID(),
+			"permissions": map[string]any{"secrets": []string{"all"}}}},
+	}})
+	teamURL := doc["properties"].(map[string]any)["vaultUri"].(string)
+	if !strings.HasPrefix(teamURL, "https://team.vault.keygate.test:") {
+		t.Fatalf("team vault at %s", teamURL)
 	}
-	c, err := azsecrets.NewClient(tv.srv.URL(), cred, &azsecrets.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: hc}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.SetSecret(ctxT(t), "named", azsecrets.SetSecretParameters{Value: to.Ptr(value)}, nil); err != nil {
-		t.Fatal(err)
+	values := map[string]string{tv.srv.URL(): "read-by-node-by-name", teamURL: "read-by-node-in-team"}
+	for url, value := range values {
+		if _, err := tv.secretsAt(url, true).SetSecret(ctxT(t), "named", azsecrets.SetSecretParameters{Value: to.Ptr(value)}, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// No resolver here knows keygate.test: Node resolves every name to
 	// loopback, as a hosts file entry would.
-	env := append(tv.jsSecretEnv(), "KEYGATE_VERIFY_CHALLENGE=1", "KEYGATE_RESOLVE=127.0.0.1", "KEYGATE_SECRET_NAME=named")
-	var r jsReadResult
-	decodeJS(t, runNode(t, env, "read"), "read", &r)
-	if r.Value != sha256Hex([]byte(value)) || !strings.HasPrefix(r.ID, "https://"+host+":") {
-		t.Errorf("read by host name: id %q, value is the one set %v", r.ID, r.Value == sha256Hex([]byte(value)))
+	env := append(tv.jsSecretEnv(), "KEYGATE_VERIFY_CHALLENGE=1", "KEYGATE_RESOLVE=127.0.0.1",
+		"KEYGATE_SECRET_NAME=named", "KEYGATE_OTHER_VAULT_URL="+teamURL)
+	out := runNode(t, env, "read", "other")
+	for scenario, url := range map[string]string{"read": tv.srv.URL(), "other": teamURL} {
+		var r jsReadResult
+		decodeJS(t, out, scenario, &r)
+		if r.Value != sha256Hex([]byte(values[url])) || !strings.HasPrefix(r.ID, url+"/secrets/named/") {
+			t.Errorf("read from %s: id %q, value is the one set there %v", url, r.ID, r.Value == sha256Hex([]byte(values[url])))
+		}
 	}
 }
