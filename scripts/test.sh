@@ -13,14 +13,25 @@ fi
 go vet ./...
 
 # Tools no one here wrote check what keygate makes: Debian's openssl opens
-# the certificates the vault writes, and curl runs the command that
-# `keygate up` prints.
+# the certificates the vault writes, curl runs the command that `keygate
+# up` prints, and Node.js runs the Azure SDK for JavaScript (compat/js).
 missing=()
 for tool in openssl curl; do
 	command -v "$tool" >/dev/null || missing+=("$tool")
 done
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
 	apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The JavaScript SDK at the versions compat/js/package-lock.json pins;
+# installed again only when the lock changed since the last install, which
+# leaves a copy of the lock it installed in node_modules.
+stamp=compat/js/node_modules/.keygate-installed-lock.json
+if ! cmp -s compat/js/package-lock.json "$stamp" 2>/dev/null; then
+	(cd compat/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	cp compat/js/package-lock.json "$stamp"
 fi
 
 # One PostgreSQL for every package that tests against it, on loopback in a

@@ -37,6 +37,10 @@ type Certificate struct {
 	CER         []byte
 	ContentType string
 	Policy      Policy
+
+	// Pending marks the version a creation is still making (or failed to
+	// make): it has no certificate yet and is disabled.
+	Pending bool
 }
 
 // DeletedCertificate is a soft-deleted certificate's current version.
@@ -308,6 +312,16 @@ func (s *Service) GetCertificate(ctx context.Context, vault, name, version strin
 	}
 	var out Certificate
 	err = s.store.View(ctx, func(tx store.Tx) error {
+		if version == "" {
+			head, err := loadLiveCertHead(tx, vault, name)
+			if err != nil {
+				return err
+			}
+			if head.makingFirstVersion() {
+				out = head.pendingCertificate(v)
+				return nil
+			}
+		}
 		head, rec, err := loadCertVersion(tx, vault, name, version)
 		if err != nil {
 			return err
@@ -316,6 +330,29 @@ func (s *Service) GetCertificate(ctx context.Context, vault, name, version strin
 		return nil
 	})
 	return out, err
+}
+
+// makingFirstVersion tells whether the certificate has no version yet and
+// a creation that has not been cancelled: Key Vault then answers a get of
+// the latest version with the version being made, which the JavaScript
+// SDK's certificate operation poller reads before anything else.
+func (h *certHead) makingFirstVersion() bool {
+	return h.Current == "" && h.Pending != nil && h.Pending.Status != StatusCancelled
+}
+
+// pendingCertificate is the version a creation is making, as Key Vault
+// shows it: disabled, with the policy and the operation's tags, and no
+// certificate.
+func (h *certHead) pendingCertificate(v *Vault) Certificate {
+	props := h.pendingProperties(v)
+	props.Version = h.Pending.Version
+	props.RecoveryLevel = v.RecoveryLevel()
+	return Certificate{
+		CertificateProperties: props,
+		ContentType:           h.Policy.ContentType,
+		Policy:                h.Policy,
+		Pending:               true,
+	}
 }
 
 // UpdateCertificate changes a version's enabled flag and tags (the

@@ -24,6 +24,14 @@ type certificateBundle struct {
 	RecoveryID         string            `json:"recoveryId,omitempty"`
 	DeletedDate        int64             `json:"deletedDate,omitempty"`
 	ScheduledPurgeDate int64             `json:"scheduledPurgeDate,omitempty"`
+
+	// Pending points at the operation making this version, which has no
+	// certificate (nor key or secret) yet.
+	Pending *pendingRef `json:"pending,omitempty"`
+}
+
+type pendingRef struct {
+	ID string `json:"id"`
 }
 
 // certificateItem is a list entry: the properties of a version.
@@ -42,11 +50,15 @@ func certificateItem(r *http.Request, p vault.CertificateProperties, withVersion
 
 func certificateJSON(r *http.Request, c vault.Certificate) certificateBundle {
 	b := certificateItem(r, c.CertificateProperties, true)
+	b.Policy = toPolicyJSON(r, c.Name, c.Policy)
+	b.ContentType = c.ContentType
+	if c.Pending {
+		b.Pending = &pendingRef{ID: objectID(r, "certificates", c.Name, "pending")}
+		return b
+	}
 	b.KID = objectID(r, "keys", c.Name, c.Version)
 	b.SID = objectID(r, "secrets", c.Name, c.Version)
 	b.CER = base64.StdEncoding.EncodeToString(c.CER)
-	b.ContentType = c.ContentType
-	b.Policy = toPolicyJSON(r, c.Name, c.Policy)
 	return b
 }
 

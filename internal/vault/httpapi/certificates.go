@@ -27,6 +27,14 @@ func (h *Handler) certificateRoutes() {
 	iss := func(perm string, fn opFunc) http.Handler {
 		return h.op(authz.KindCertificates, perm, "CertificateIssuerNotFound", fn)
 	}
+	// Contacts and pending operations have not-found codes of their own,
+	// as Key Vault answers them.
+	contacts := func(perm string, fn opFunc) http.Handler {
+		return h.op(authz.KindCertificates, perm, "ContactsNotFound", fn)
+	}
+	pending := func(perm string, fn opFunc) http.Handler {
+		return h.op(authz.KindCertificates, perm, "PendingCertificateNotFound", fn)
+	}
 	m := h.mux
 	m.Handle("POST /certificates/{name}/create", cert(authz.CertificateCreate, h.createCertificate))
 	m.Handle("POST /certificates/{name}/import", cert(authz.CertificateImport, h.importCertificate))
@@ -41,9 +49,9 @@ func (h *Handler) certificateRoutes() {
 	m.Handle("DELETE /deletedcertificates/{name}", cert(authz.CertificatePurge, h.purgeCertificate))
 	m.Handle("POST /deletedcertificates/{name}/recover", cert(authz.CertificateRecover, h.recoverCertificate))
 
-	m.Handle("GET /certificates/contacts", cert(authz.CertificateManageContacts, h.getContacts))
-	m.Handle("PUT /certificates/contacts", cert(authz.CertificateManageContacts, h.setContacts))
-	m.Handle("DELETE /certificates/contacts", cert(authz.CertificateManageContacts, h.deleteContacts))
+	m.Handle("GET /certificates/contacts", contacts(authz.CertificateManageContacts, h.getContacts))
+	m.Handle("PUT /certificates/contacts", contacts(authz.CertificateManageContacts, h.setContacts))
+	m.Handle("DELETE /certificates/contacts", contacts(authz.CertificateManageContacts, h.deleteContacts))
 	m.Handle("GET /certificates/issuers", iss(authz.CertificateListIssuers, h.listIssuers))
 	m.Handle("PUT /certificates/issuers/{name}", iss(authz.CertificateSetIssuers, h.setIssuer))
 	m.Handle("GET /certificates/issuers/{name}/chain", iss(authz.CertificateGetIssuers, h.issuerChain))
@@ -52,19 +60,19 @@ func (h *Handler) certificateRoutes() {
 		http.MethodGet: {
 			segIssuers: iss(authz.CertificateGetIssuers, h.getIssuer),
 			"policy":   cert(authz.CertificateGet, h.getPolicy),
-			"pending":  cert(authz.CertificateGet, h.getOperation),
+			"pending":  pending(authz.CertificateGet, h.getOperation),
 			"versions": cert(authz.CertificateList, h.listCertificateVersions),
 			"":         cert(authz.CertificateGet, h.getCertificate),
 		},
 		http.MethodPatch: {
 			segIssuers: iss(authz.CertificateSetIssuers, h.updateIssuer),
 			"policy":   cert(authz.CertificateUpdate, h.updatePolicy),
-			"pending":  cert(authz.CertificateUpdate, h.cancelOperation),
+			"pending":  pending(authz.CertificateUpdate, h.cancelOperation),
 			"":         cert(authz.CertificateUpdate, h.updateCertificate),
 		},
 		http.MethodDelete: {
 			segIssuers: iss(authz.CertificateDeleteIssuers, h.deleteIssuer),
-			"pending":  cert(authz.CertificateUpdate, h.deleteOperation),
+			"pending":  pending(authz.CertificateUpdate, h.deleteOperation),
 		},
 	}
 	for method, ops := range bySegment {
