@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,12 @@ func needNode(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Skip("node is not on PATH: install Node.js 20 or later (scripts/test.sh does: apt-get install nodejs npm) and run `npm ci` in compat/js")
+	}
+	// Debian 12's own nodejs is 18, older than the pinned SDK runs on.
+	out, err := exec.Command("node", "--version").Output()
+	major, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimSpace(string(out)), "v"), ".")
+	if n, perr := strconv.Atoi(major); err != nil || perr != nil || n < 20 {
+		t.Skipf("node --version says %q: the pinned Azure SDK for JavaScript needs Node.js 20 or later; install one and run `npm ci` in compat/js", strings.TrimSpace(string(out)))
 	}
 	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "@azure", "keyvault-secrets")); err != nil {
 		t.Skip("compat/js/node_modules is missing: run `npm ci --no-audit --no-fund` in compat/js (scripts/test.sh does)")
