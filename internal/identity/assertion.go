@@ -4,14 +4,17 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/keygate/keygate/internal/store"
 )
 
 // assertionType is the client_assertion_type of a signed JWT (RFC 7523).
@@ -85,7 +88,11 @@ func (a *Authority) authenticateAssertion(ctx context.Context, clientID, asserti
 	if !now.Before(used.NotAfter) {
 		return ServicePrincipal{}, errAssertionCertExpired
 	}
-	if !a.assertions.first(clientID+" "+claims.ID, claims.ExpiresAt.Time, now) {
+	fresh, err := a.firstUse(ctx, assertion, claims.ExpiresAt.Time)
+	if err != nil {
+		return ServicePrincipal{}, authError(clientID, err)
+	}
+	if !fresh {
 		return ServicePrincipal{}, errAssertionReplayed
 	}
 	return rec.principal(), nil
@@ -158,52 +165,69 @@ func (k *keyCredentialRecord) publicKey(method jwt.SigningMethod) (any, error) {
 	return cert.PublicKey, nil
 }
 
-// assertionLog remembers the assertions (client and jti) seen until they
-// expire, so that each is accepted once. It is per process: replicas do
-// not share it, which bounds a replay to one use per replica.
-type assertionLog struct {
-	mu   sync.Mutex
-	seen map[string]time.Time // until when
+// bucketAssertions keeps the client assertions accepted until they
+// expire, so that each is accepted once across restarts and replicas.
+// Keys are the expiry (Unix seconds, zero-padded, so that keys sort by
+// it) and the SHA-256 of the whole assertion.
+const bucketAssertions = "identity_assertions"
+
+func assertionKey(exp time.Time, assertion string) string {
+	sum := sha256.Sum256([]byte(assertion))
+	return fmt.Sprintf("%012d/%s", exp.Unix(), hex.EncodeToString(sum[:]))
 }
 
-// maxAssertionsKept bounds the log; past it, expired entries are dropped,
-// and if none has expired the oldest goes.
-const maxAssertionsKept = 100000
-
-// first reports whether key is new, and remembers it until until.
-func (l *assertionLog) first(key string, until, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.seen == nil {
-		l.seen = map[string]time.Time{}
-	}
-	if exp, ok := l.seen[key]; ok && now.Before(exp.Add(assertionLeeway)) {
-		return false
-	}
-	if len(l.seen) >= maxAssertionsKept {
-		l.prune(now)
-	}
-	l.seen[key] = until
-	return true
+// firstUse records the assertion as used and reports whether it was new.
+// Signed, it cannot be changed without its signature failing, so a replay
+// is the same text with the same expiry: the same key.
+func (a *Authority) firstUse(ctx context.Context, assertion string, exp time.Time) (bool, error) {
+	key := assertionKey(exp, assertion)
+	fresh := false
+	err := a.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		_, err := tx.Get(bucketAssertions, key)
+		switch {
+		case err == nil:
+			fresh = false
+			return nil
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		fresh = true
+		return tx.Put(bucketAssertions, key, []byte{1})
+	})
+	return fresh, err
 }
 
-// prune drops expired entries, or when none has, the one that expires
-// first.
-func (l *assertionLog) prune(now time.Time) {
-	var (
-		oldest    string
-		oldestExp time.Time
-	)
-	for k, exp := range l.seen {
-		if now.After(exp.Add(assertionLeeway)) {
-			delete(l.seen, k)
-			continue
+// maxAssertionsPurged bounds one purge's transaction.
+const maxAssertionsPurged = 10000
+
+// purgeAssertions forgets the assertions that expired more than the
+// leeway ago: they would be refused for their time anyway.
+func (a *Authority) purgeAssertions(ctx context.Context) error {
+	limit := fmt.Sprintf("%012d", a.cfg.Now().Add(-assertionLeeway).Unix())
+	var old []string
+	err := a.cfg.Store.View(ctx, func(tx store.Tx) error {
+		old = old[:0]
+		err := tx.Scan(bucketAssertions, "", "", func(key string, _ []byte) bool {
+			if key >= limit || len(old) == maxAssertionsPurged {
+				return false
+			}
+			old = append(old, key)
+			return true
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
 		}
-		if oldest == "" || exp.Before(oldestExp) {
-			oldest, oldestExp = k, exp
+		return err
+	})
+	if err != nil || len(old) == 0 {
+		return err
+	}
+	return a.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		for _, k := range old {
+			if err := tx.Delete(bucketAssertions, k); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
 		}
-	}
-	if len(l.seen) >= maxAssertionsKept {
-		delete(l.seen, oldest)
-	}
+		return nil
+	})
 }

@@ -101,9 +101,6 @@ type Authority struct {
 	// modified, so that PublicKey, called on every request the vault
 	// serves, reads it without a lock.
 	state atomic.Pointer[state]
-
-	// assertions are the client assertions accepted, against replay.
-	assertions assertionLog
 }
 
 // state is what Init loads from the store.

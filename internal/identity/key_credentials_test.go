@@ -26,6 +26,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keygate/keygate/internal/identity"
+	"github.com/keygate/keygate/internal/store"
 	"github.com/keygate/keygate/internal/testkit"
 )
 
@@ -192,6 +193,48 @@ func TestClientAssertions(t *testing.T) {
 	}
 	if st, e := post(assertion(t, jwt.SigningMethodES256, ecK, x5tS256(ecCert), sp.ClientID, aud, now, nil)); st != http.StatusOK {
 		t.Errorf("the other certificate after the first expired: %d %s", st, e.ErrorDescription)
+	}
+}
+
+// TestAssertionReplayAcrossReplicas uses an assertion at one authority
+// and then at another sharing its store and public URL, as replicas do:
+// the second refuses it. Once it has expired, the purge forgets it.
+func TestAssertionReplayAcrossReplicas(t *testing.T) {
+	clock := testkit.NewClock(time.Now())
+	a := newFixtureAt(t, nil, nil, clock.Now)
+	b := newFixtureWith(t, a.store, a.sealer, func(c *identity.Config) { c.URL, c.Now = a.srv.URL, clock.Now })
+	key := rsaKey(t, 2048)
+	cert := selfSigned(t, key, clock.Now().Add(-time.Hour), 24*time.Hour)
+	sp, _, err := a.auth.NewServicePrincipal(t.Context(), identity.PrincipalSpec{DisplayName: "ci", Certificates: [][]byte{cert.Raw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aud := a.srv.URL + "/" + a.auth.TenantID() + "/oauth2/v2.0/token"
+	signed := assertion(t, jwt.SigningMethodPS256, key, x5tS256(cert), sp.ClientID, aud, clock.Now(), nil)
+	body := url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {sp.ClientID}, "scope": {vaultAudience + "/.default"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {signed},
+	}.Encode()
+	if resp, b := postToken(t, a, body, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("first use at one replica: %d %s", resp.StatusCode, b)
+	}
+	if resp, raw := postToken(t, b, body, nil); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(raw), "used before") {
+		t.Errorf("the same assertion at the other replica: %d %s, want 401 saying it was used", resp.StatusCode, raw)
+	}
+
+	count := func() int {
+		n := 0
+		a.store.View(t.Context(), func(tx store.Tx) error {
+			return tx.Scan("identity_assertions", "", "", func(string, []byte) bool { n++; return true })
+		})
+		return n
+	}
+	if err := a.auth.PurgeAssertions(t.Context()); err != nil || count() != 1 {
+		t.Fatalf("purge before expiry: %v, %d kept, want 1", err, count())
+	}
+	clock.Advance(20 * time.Minute)
+	if err := a.auth.PurgeAssertions(t.Context()); err != nil || count() != 0 {
+		t.Errorf("purge after expiry: %v, %d kept, want 0", err, count())
 	}
 }
 

@@ -259,5 +259,8 @@ func (a *Authority) Run(ctx context.Context) {
 		if err := a.reload(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("reloading signing keys failed", "err", err)
 		}
+		if err := a.purgeAssertions(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("forgetting expired client assertions failed", "err", err)
+		}
 	}
 }
