@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/keygate/keygate/internal/atomicfile"
 	"github.com/keygate/keygate/internal/authz"
 	"github.com/keygate/keygate/internal/client"
 	"github.com/keygate/keygate/internal/identity"
@@ -66,7 +67,7 @@ func (s *Server) createAdmin(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.dir.adminFile(), append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(s.dir.adminFile(), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("writing administrator credentials: %w", err)
 	}
 	s.log.Info("created administrator principal", "client_id", sp.ClientID, "credentials", s.dir.adminFile())

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/agent"
+	"github.com/keygate/keygate/internal/atomicfile"
 	"github.com/keygate/keygate/internal/authz"
 	"github.com/keygate/keygate/internal/identity"
 	"github.com/keygate/keygate/internal/vault"
@@ -110,7 +111,7 @@ func (s *Server) ensureLocalCredential(ctx context.Context) error {
 	if err := os.MkdirAll(s.dir.path("agent"), 0o700); err != nil {
 		return fmt.Errorf("creating agent folder: %w", err)
 	}
-	if err := writeFileAtomic(s.dir.agentCredentialFile(), []byte(cred+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(s.dir.agentCredentialFile(), []byte(cred+"\n"), 0o600); err != nil {
 		return fmt.Errorf("writing agent credential: %w", err)
 	}
 	return nil

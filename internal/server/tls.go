@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/keygate/keygate/internal/atomicfile"
 	"github.com/keygate/keygate/internal/pki"
 	"github.com/keygate/keygate/internal/seal"
 	"github.com/keygate/keygate/internal/store"
@@ -47,7 +48,7 @@ func (s *Server) serverCertificate(ctx context.Context) (tls.Certificate, error)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	if err := writeFileAtomic(s.dir.caFile(), ca.CertPEM(), 0o644); err != nil {
+	if err := atomicfile.Write(s.dir.caFile(), ca.CertPEM(), 0o644); err != nil {
 		return tls.Certificate{}, fmt.Errorf("writing CA certificate: %w", err)
 	}
 	return s.issueFrom(ca)

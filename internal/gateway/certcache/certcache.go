@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/keygate/keygate/internal/atomicfile"
 	"github.com/keygate/keygate/internal/gateway/certs"
 	"github.com/keygate/keygate/internal/seal"
 )
@@ -85,7 +86,7 @@ func (c *Cache) Store(name, source string, m *certs.Material, now time.Time) err
 	if err != nil {
 		return fmt.Errorf("caching %s: %w", name, err)
 	}
-	if err := writeAtomic(c.path(name), sealed); err != nil {
+	if err := atomicfile.Write(c.path(name), sealed, 0o600); err != nil {
 		return fmt.Errorf("caching %s: %w", name, err)
 	}
 	return nil
@@ -162,26 +163,4 @@ func decodePEM(p []byte) (*certs.Material, error) {
 		return nil, err
 	}
 	return &certs.Material{Roots: roots}, nil
-}
-
-// writeAtomic writes data to a temporary file beside path (mode 0600),
-// syncs it and renames it over path.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a failure; a renamed file is gone already
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
