@@ -28,7 +28,7 @@ type servingCert struct {
 	leaf *x509.Certificate
 
 	// files are the operator's certificate and key, empty for the local
-	// CA's; stamp is what they were when last read.
+	// CA's; stamp, guarded by mu, is what they were when last read.
 	certFile, keyFile string
 	stamp             string
 }
@@ -51,6 +51,17 @@ func (sc *servingCert) set(cert tls.Certificate) error {
 	defer sc.mu.Unlock()
 	sc.cert, sc.leaf = &cert, leaf
 	return nil
+}
+
+// filesChanged reports whether the operator's files changed since it was
+// last asked (or since the start), and remembers how they are now.
+func (sc *servingCert) filesChanged() bool {
+	stamp := fileStamp(sc.certFile, sc.keyFile)
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	changed := stamp != sc.stamp
+	sc.stamp = stamp
+	return changed
 }
 
 // get is the listener's tls.Config.GetCertificate.
@@ -118,11 +129,9 @@ func (s *Server) RefreshServerCertificate(ctx context.Context) error {
 // that does not load, or whose certificate has expired, is not installed:
 // the server keeps serving the one it has, and says why.
 func (s *Server) reloadCertFiles(sc *servingCert) error {
-	stamp := fileStamp(sc.certFile, sc.keyFile)
-	if stamp == sc.stamp {
+	if !sc.filesChanged() {
 		return nil
 	}
-	sc.stamp = stamp
 	cert, err := tls.LoadX509KeyPair(sc.certFile, sc.keyFile)
 	if err == nil {
 		if cert.Leaf == nil || !s.now().Before(cert.Leaf.NotAfter) {
