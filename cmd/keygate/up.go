@@ -121,7 +121,9 @@ func startDemo(ctx context.Context, cmd *cobra.Command, srv *server.Server, f *s
 		backend.Close()
 		return nil, err
 	}
-	gw := gateway.New(cfg, gateway.Options{Logger: log})
+	// The file is written at every start; edits to it apply while up
+	// runs through the admin listener's reload.
+	gw := gateway.New(cfg, gateway.Options{Logger: log, ConfigFile: files.GatewayConfig})
 	if err := gw.Start(ctx); err != nil {
 		backend.Close()
 		return nil, err
@@ -219,7 +221,8 @@ backend on %s:
   curl --cacert %s https://127.0.0.1:%d/
 
   configuration  %s
+                 (edited, applied by: keygate gateway reload --admin %s)
   status         http://%s/status   (metrics at /metrics)
 `, uf.gatewayPort, quickstart.CertificateName, quickstart.IssuerName, server.LocalIdentity,
-		uf.backendAddr, files.CAFile, uf.gatewayPort, files.GatewayConfig, uf.gatewayAdmin)
+		uf.backendAddr, files.CAFile, uf.gatewayPort, files.GatewayConfig, uf.gatewayAdmin, uf.gatewayAdmin)
 }

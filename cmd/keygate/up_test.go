@@ -26,6 +26,9 @@ type syncBuffer = testkit.Buffer
 
 var curlLine = regexp.MustCompile(`curl --cacert (\S+) (https://\S+)`)
 
+// reloadLine finds the reload command `keygate up` prints.
+var reloadLine = regexp.MustCompile(`keygate (gateway reload --admin \S+)\)`)
+
 // runPrinted runs a command line as `keygate up` printed it, with the
 // shell, and returns what it wrote.
 func runPrinted(t *testing.T, line string) string {
@@ -42,7 +45,7 @@ func runPrinted(t *testing.T, line string) string {
 // startUp runs `keygate up` on free loopback ports with its data in home,
 // waits until it prints the gateway's curl command, and returns the CA
 // file and URL of that command and a function that stops it.
-func startUp(t *testing.T, home string) (caFile, url string, stop func()) {
+func startUp(t *testing.T, home string) (caFile, url string, stop func(), printed *syncBuffer) {
 	t.Helper()
 	t.Setenv("KEYGATE_HOME", home)
 	// up sets the agent's environment for its gateway; restored after.
@@ -75,7 +78,7 @@ func startUp(t *testing.T, home string) (caFile, url string, stop func()) {
 
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if m := curlLine.FindStringSubmatch(out.String()); m != nil {
-			return m[1], m[2], stop
+			return m[1], m[2], stop, out
 		}
 		select {
 		case err := <-done:
@@ -84,7 +87,7 @@ func startUp(t *testing.T, home string) (caFile, url string, stop func()) {
 		}
 	}
 	t.Fatalf("up printed no curl command in 60s:\n%s", out)
-	return "", "", nil
+	return "", "", nil, nil
 }
 
 // TestUpRunsTheWholeChain runs `keygate up` and follows what it prints: the
@@ -93,7 +96,7 @@ func startUp(t *testing.T, home string) (caFile, url string, stop func()) {
 // backend. A second run on the same data serves the same certificate.
 func TestUpRunsTheWholeChain(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "home")
-	caFile, url, stop := startUp(t, home)
+	caFile, url, stop, printed := startUp(t, home)
 	if out := runPrinted(t, "curl --cacert "+caFile+" "+url); !strings.Contains(out, "Hello from keygate's demo backend") {
 		t.Errorf("the printed curl command answered %q", out)
 	}
@@ -105,9 +108,18 @@ func TestUpRunsTheWholeChain(t *testing.T) {
 	if err != nil || !strings.Contains(string(config), "keyVaultSecretId:") {
 		t.Errorf("gateway.yaml: %v %q", err, config)
 	}
+
+	// The printed reload command applies the file again.
+	m := reloadLine.FindStringSubmatch(printed.String())
+	if m == nil {
+		t.Fatalf("up printed no reload command:\n%s", printed)
+	}
+	if out, err := run(t, strings.Fields(m[1])...); err != nil || !strings.Contains(out, "generation 2") {
+		t.Errorf("keygate %s: %v\n%s", m[1], err, out)
+	}
 	stop()
 
-	caFile, url, _ = startUp(t, home)
+	caFile, url, _, _ = startUp(t, home)
 	if again, _ := getThroughGateway(t, caFile, url); again != serial {
 		t.Errorf("the second run serves serial %s, want the first run's %s", again, serial)
 	}
