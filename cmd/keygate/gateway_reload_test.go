@@ -38,8 +38,9 @@ requestRoutingRules:
 %s`, admin, fp.String(), ls.String(), be.IP, be.Port, rs.String())
 }
 
-// waitServes waits until port answers through the gateway.
-func waitServes(t *testing.T, port int, done <-chan error, out *bytes.Buffer) {
+// waitServes waits until port answers through the gateway from the
+// backend, and returns the answer.
+func waitServes(t *testing.T, port int, done <-chan error, out *bytes.Buffer) string {
 	t.Helper()
 	url := fmt.Sprintf("http://127.0.0.1:%d/hello", port)
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -55,10 +56,11 @@ func waitServes(t *testing.T, port int, done <-chan error, out *bytes.Buffer) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if strings.Contains(string(b), `"backend":"app1"`) {
-			return
+			return string(b)
 		}
 	}
 	t.Fatalf("port %d never served", port)
+	return ""
 }
 
 // TestGatewayReload runs `keygate gateway run`, changes its file and

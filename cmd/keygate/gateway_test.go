@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,23 +83,7 @@ func TestGatewayRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
 
-	url := fmt.Sprintf("http://127.0.0.1:%d/hello", port)
-	var body string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		select {
-		case err := <-done:
-			t.Fatalf("run ended early: %v\n%s", err, out.String())
-		default:
-		}
-		resp, err := http.Get(url)
-		if err != nil {
-			continue
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		body = string(b)
-		break
-	}
+	body := waitServes(t, port, done, &out)
 	if !strings.Contains(body, `"backend":"app1"`) || !strings.Contains(body, `"path":"/hello"`) {
 		t.Fatalf("through the gateway: %q", body)
 	}

@@ -143,10 +143,16 @@ func (h *Handler) createPrincipal(w http.ResponseWriter, r *http.Request, req *r
 	}
 	req.rec.ObjectName = sp.ClientID
 	h.log.Info("service principal created", "client_id", sp.ClientID, "object_id", sp.ObjectID, "by", req.caller.ObjectID)
+	writePrincipal(w, http.StatusCreated, sp, secret)
+	return nil
+}
+
+// writePrincipal answers with sp and, in the call that made it, its
+// secret.
+func writePrincipal(w http.ResponseWriter, status int, sp identity.ServicePrincipal, secret string) {
 	doc := principalDoc(sp)
 	doc.SecretText = secret
-	writeJSON(w, http.StatusCreated, doc)
-	return nil
+	writeJSON(w, status, doc)
 }
 
 // deletePrincipal deletes a service principal. Principals holding the
@@ -211,9 +217,7 @@ func (h *Handler) resetSecret(w http.ResponseWriter, r *http.Request, req *reque
 	if err != nil {
 		return err
 	}
-	doc := principalDoc(sp)
-	doc.SecretText = secret
-	writeJSON(w, http.StatusOK, doc)
+	writePrincipal(w, http.StatusOK, sp, secret)
 	return nil
 }
 
